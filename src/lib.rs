@@ -1,0 +1,16 @@
+//! wal-node: a write-ahead log served over Maelstrom's stdin/stdout protocol.
+//!
+//! The data path runs in one line (see README.md "Design"):
+//! `input` (lines) → `protocol` (parse, validate) → `node` (dispatch, batch)
+//! → `wal` (append, commit, read) → `frame` (encode, decode, pure).
+//! `recovery` classifies what replay finds; `repair` cuts a damaged tail
+//! without destroying it. The node and the operator tools share both.
+
+pub mod frame;
+pub mod index;
+pub mod input;
+pub mod node;
+pub mod protocol;
+pub mod recovery;
+pub mod repair;
+pub mod wal;

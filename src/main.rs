@@ -1,0 +1,51 @@
+//! The command line: with no subcommand, the Maelstrom node.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wal_node::frame::DEFAULT_MAX_ENTRY_BYTES;
+use wal_node::node::{Config, Node};
+use wal_node::wal::{Options, Recover};
+
+/// A write-ahead log node: newline-delimited JSON requests on stdin,
+/// replies on stdout, logs on stderr.
+#[derive(Parser)]
+#[command(name = "wal-node", version)]
+struct Cli {
+    /// Directory holding `<node_id>.wal`; without it the log is a private,
+    /// unlinked file that disappears when the process ends.
+    #[arg(long, env = "WAL_DIR")]
+    dir: Option<PathBuf>,
+
+    /// Largest payload accepted, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_ENTRY_BYTES, value_parser = clap::value_parser!(u32).range(1..))]
+    max_entry_bytes: u32,
+
+    /// Most requests served per fsync (1 = one sync per append).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    max_batch: u64,
+
+    /// What replay does with broken framing inside the log.
+    #[arg(long, value_enum, default_value_t = Recover::Refuse)]
+    recover: Recover,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = Config {
+        dir: cli.dir,
+        wal: Options {
+            max_entry_bytes: cli.max_entry_bytes,
+            recover: cli.recover,
+        },
+        max_batch: cli.max_batch as usize,
+    };
+    let stdout = std::io::stdout();
+    match Node::new(config).run(std::io::stdin(), &mut stdout.lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wal-node: stopping: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! The wire: Maelstrom envelopes, request validation, reply bodies.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Maelstrom's error codes, as used by this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    NotSupported = 10,
+    TemporarilyUnavailable = 11,
+    MalformedRequest = 12,
+    /// Indefinite: the operation may or may not have happened.
+    Crash = 13,
+    /// Definite: the operation did not happen.
+    Abort = 14,
+    KeyDoesNotExist = 20,
+    PreconditionFailed = 22,
+}
+
+/// A request that gets an error reply instead of being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: ErrorCode,
+    pub text: String,
+}
+
+impl Rejection {
+    pub fn new(code: ErrorCode, text: impl Into<String>) -> Self {
+        Rejection {
+            code,
+            text: text.into(),
+        }
+    }
+
+    fn malformed(text: impl Into<String>) -> Self {
+        Rejection::new(ErrorCode::MalformedRequest, text)
+    }
+}
+
+/// A line that parsed as a message we can answer.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub src: String,
+    pub dest: String,
+    pub body: Map<String, Value>,
+}
+
+/// Parses one input line. `Err` means the line cannot be answered at all
+/// (no JSON object, no `src`, no `body`): the caller logs it and goes on.
+pub fn parse_envelope(line: &[u8]) -> Result<Envelope, String> {
+    let value: Value =
+        serde_json::from_slice(line).map_err(|e| format!("not a JSON message: {e}"))?;
+    let Value::Object(mut top) = value else {
+        return Err("not a JSON object".into());
+    };
+    let src = match top.remove("src") {
+        Some(Value::String(s)) => s,
+        _ => return Err("no string `src`: nobody to answer".into()),
+    };
+    let body = match top.remove("body") {
+        Some(Value::Object(b)) => b,
+        _ => return Err(format!("no object `body` in a message from {src}")),
+    };
+    let dest = match top.remove("dest") {
+        Some(Value::String(d)) => d,
+        _ => String::new(),
+    };
+    Ok(Envelope { src, dest, body })
+}
+
+/// A validated request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Init { node_id: String },
+    Append { payload: String },
+    Read { offset: u64 },
+    Info,
+}
+
+impl Request {
+    pub fn is_init(&self) -> bool {
+        matches!(self, Request::Init { .. })
+    }
+}
+
+/// The request kinds, known before their fields are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Init,
+    Append,
+    Read,
+    Info,
+}
+
+/// The body's `msg_id`, if it has a usable one.
+pub fn msg_id(body: &Map<String, Value>) -> Option<u64> {
+    body.get("msg_id").and_then(Value::as_u64)
+}
+
+/// The body's type: error 10 if unknown, 12 if missing.
+pub fn kind(body: &Map<String, Value>) -> Result<Kind, Rejection> {
+    match body.get("type") {
+        Some(Value::String(t)) => match t.as_str() {
+            "init" => Ok(Kind::Init),
+            "wal_append" => Ok(Kind::Append),
+            "wal_read" => Ok(Kind::Read),
+            "wal_info" => Ok(Kind::Info),
+            other => Err(Rejection::new(
+                ErrorCode::NotSupported,
+                format!(
+                    "unsupported message type {other:?}; this node serves init, wal_append, wal_read and wal_info"
+                ),
+            )),
+        },
+        Some(_) => Err(Rejection::malformed("field `type` must be a string")),
+        None => Err(Rejection::malformed("missing field `type`")),
+    }
+}
+
+/// Checks every field of a request of kind `kind`.
+pub fn validate(
+    kind: Kind,
+    body: &Map<String, Value>,
+    max_entry_bytes: u32,
+) -> Result<Request, Rejection> {
+    if msg_id(body).is_none() {
+        return Err(Rejection::malformed(
+            "field `msg_id` must be a non-negative integer",
+        ));
+    }
+    match kind {
+        Kind::Init => {
+            let node_id = string_field(body, "node_id")?;
+            check_node_id(node_id)?;
+            match body.get("node_ids") {
+                Some(Value::Array(ids)) if ids.iter().all(Value::is_string) => {}
+                _ => {
+                    return Err(Rejection::malformed(
+                        "field `node_ids` must be an array of strings",
+                    ));
+                }
+            }
+            Ok(Request::Init {
+                node_id: node_id.to_owned(),
+            })
+        }
+        Kind::Append => {
+            let payload = string_field(body, "payload")?;
+            if payload.is_empty() {
+                return Err(Rejection::malformed(
+                    "field `payload` is empty; an entry needs at least one byte",
+                ));
+            }
+            if payload.len() > max_entry_bytes as usize {
+                return Err(Rejection::malformed(format!(
+                    "field `payload` is {} bytes, over the limit of {max_entry_bytes} (--max-entry-bytes)",
+                    payload.len()
+                )));
+            }
+            Ok(Request::Append {
+                payload: payload.to_owned(),
+            })
+        }
+        Kind::Read => match body.get("offset") {
+            Some(v) => v
+                .as_u64()
+                .map(|offset| Request::Read { offset })
+                .ok_or_else(|| {
+                    Rejection::malformed(format!(
+                        "field `offset` must be a non-negative integer, got {v}"
+                    ))
+                }),
+            None => Err(Rejection::malformed("missing field `offset`")),
+        },
+        Kind::Info => Ok(Request::Info),
+    }
+}
+
+fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str, Rejection> {
+    match body.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        Some(v) => Err(Rejection::malformed(format!(
+            "field `{name}` must be a string, got {v}"
+        ))),
+        None => Err(Rejection::malformed(format!("missing field `{name}`"))),
+    }
+}
+
+/// A node id becomes a file name, so it must not be able to name a path.
+fn check_node_id(id: &str) -> Result<(), Rejection> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    if id.is_empty() || id.len() > 64 || !id.chars().all(allowed) || id == "." || id == ".." {
+        return Err(Rejection::malformed(format!(
+            "field `node_id` {id:?} is not a valid node id: use 1 to 64 characters of A-Z a-z 0-9 _ . - \
+             (and not . or ..)"
+        )));
+    }
+    Ok(())
+}
+
+/// A reply body. Keys serialize in the order `type`, `in_reply_to`, the
+/// reply's fields, and then the envelope adds `msg_id`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    InitOk {
+        in_reply_to: u64,
+    },
+    WalAppendOk {
+        in_reply_to: u64,
+        offset: u64,
+        length: u32,
+        checksum: String,
+    },
+    WalReadOk {
+        in_reply_to: u64,
+        payload: String,
+        checksum_valid: bool,
+        length: u64,
+        checksum: String,
+    },
+    WalInfoOk {
+        in_reply_to: u64,
+        entries: u64,
+        total_bytes: u64,
+        fsynced: bool,
+        corrupt_entries: u64,
+    },
+    Error {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        in_reply_to: Option<u64>,
+        code: u32,
+        text: String,
+    },
+}
+
+impl Reply {
+    pub fn error(in_reply_to: Option<u64>, rejection: Rejection) -> Reply {
+        Reply::Error {
+            in_reply_to,
+            code: rejection.code as u32,
+            text: rejection.text,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OutBody<'a> {
+    #[serde(flatten)]
+    reply: &'a Reply,
+    msg_id: u64,
+}
+
+#[derive(Serialize)]
+struct OutMessage<'a> {
+    src: &'a str,
+    dest: &'a str,
+    body: OutBody<'a>,
+}
+
+/// Appends one reply line (JSON and a newline) to `out`.
+pub fn write_reply(out: &mut Vec<u8>, src: &str, dest: &str, reply: &Reply, msg_id: u64) {
+    let message = OutMessage {
+        src,
+        dest,
+        body: OutBody { reply, msg_id },
+    };
+    serde_json::to_writer(&mut *out, &message).expect("replies always serialize");
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn reply_keys_come_in_protocol_order() {
+        let mut out = Vec::new();
+        let reply = Reply::WalAppendOk {
+            in_reply_to: 2,
+            offset: 0,
+            length: 8,
+            checksum: "0a1b2c3d".into(),
+        };
+        write_reply(&mut out, "n1", "c1", &reply, 1);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"src\":\"n1\",\"dest\":\"c1\",\"body\":{\"type\":\"wal_append_ok\",\"in_reply_to\":2,\
+             \"offset\":0,\"length\":8,\"checksum\":\"0a1b2c3d\",\"msg_id\":1}}\n"
+        );
+    }
+
+    #[test]
+    fn node_ids_that_could_name_a_path_are_refused() {
+        for bad in ["", ".", "..", "../x", "a/b", "a b", "é", &"x".repeat(65)] {
+            assert!(check_node_id(bad).is_err(), "{bad:?} must be refused");
+        }
+        for good in ["n1", "node-1.a_b", &"x".repeat(64), "..."] {
+            assert!(check_node_id(good).is_ok(), "{good:?} must be accepted");
+        }
+    }
+
+    #[test]
+    fn bad_offsets_name_the_field() {
+        for bad in [r#"-1"#, r#"1.5"#, r#""0""#, r#"null"#] {
+            let b = body(&format!(
+                r#"{{"type":"wal_read","msg_id":1,"offset":{bad}}}"#
+            ));
+            let err = validate(Kind::Read, &b, 10).unwrap_err();
+            assert_eq!(err.code, ErrorCode::MalformedRequest);
+            assert!(err.text.contains("`offset`"), "{}", err.text);
+        }
+    }
+
+    #[test]
+    fn payload_limit_counts_utf8_bytes() {
+        let b = body(r#"{"type":"wal_append","msg_id":1,"payload":"ééé"}"#);
+        assert!(validate(Kind::Append, &b, 6).is_ok());
+        let err = validate(Kind::Append, &b, 5).unwrap_err();
+        assert!(err.text.contains("6 bytes"), "{}", err.text);
+    }
+}

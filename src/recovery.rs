@@ -1,0 +1,280 @@
+//! Replay: read a log file front to back and classify what it holds.
+//!
+//! One scan serves the node (which builds its index from it) and the
+//! operator tools (which print it). The rules, from README "Crash safety":
+//! - a frame whose CRC matches is whole;
+//! - a frame whose CRC fails but after which a whole frame follows through
+//!   intact framing is bit rot in acknowledged data: kept, counted corrupt;
+//! - CRC failures with nothing but zeros or end of file after them, a short
+//!   frame at the end, or a bad header with no whole frame anywhere after
+//!   it, are a torn tail: a write that was never acknowledged;
+//! - a bad header with a whole frame somewhere after it is broken framing in
+//!   acknowledged data, which replay must refuse to paper over;
+//! - a zero length word followed only by zeros is the end of the log.
+
+use crate::frame::{HEADER_LEN, Header, HeaderDefect, checksum};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+/// Size of each sequential read during replay.
+const CHUNK: usize = 8 << 20;
+
+/// A frame whose framing is intact, as the scan meets it.
+pub struct FrameView<'a> {
+    pub index: u64,
+    pub offset: u64,
+    pub header: Header,
+    pub crc_computed: u32,
+    pub payload: &'a [u8],
+}
+
+impl FrameView<'_> {
+    pub fn crc_ok(&self) -> bool {
+        self.header.crc == self.crc_computed
+    }
+}
+
+/// Why the bytes after the last whole frame are a torn write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TornReason {
+    /// Fewer than 8 bytes, not all zero, after the last frame.
+    ShortHeader,
+    /// A header whose frame cannot be right, with no whole frame after it.
+    BadHeader(HeaderDefect),
+    /// Frames whose CRC fails with only zeros or end of file after them.
+    ChecksumMismatch,
+}
+
+impl std::fmt::Display for TornReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TornReason::ShortHeader => f.write_str("header cut short by end of file"),
+            TornReason::BadHeader(d) => write!(f, "{d}, and no whole frame follows"),
+            TornReason::ChecksumMismatch => {
+                f.write_str("checksum mismatch with nothing but zeros after it")
+            }
+        }
+    }
+}
+
+/// What lies after the last frame replay keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// The file ends exactly at the last frame.
+    Clean,
+    /// Only zero bytes follow: free space (a preallocated or zero-filled tail).
+    Zeros { len: u64 },
+    /// Unacknowledged bytes `[data_end, data_end + len)` to cut; the last of
+    /// them is non-zero, and only zeros (if anything) follow.
+    Torn { len: u64, reason: TornReason },
+    /// A bad header at `offset` although a whole frame starts at `resync_at`:
+    /// acknowledged data is damaged and replay must not open the log.
+    BrokenFraming {
+        offset: u64,
+        defect: HeaderDefect,
+        resync_at: u64,
+    },
+}
+
+/// The outcome of one scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Index of the first frame scanned (0 from the start of a file).
+    pub first_index: u64,
+    /// Index one past the last frame kept.
+    pub end_index: u64,
+    /// Byte offset one past the last frame kept: where a cut would start.
+    pub data_end: u64,
+    /// Kept frames whose CRC fails (bit rot).
+    pub corrupt_entries: u64,
+    pub tail: Tail,
+    pub file_len: u64,
+}
+
+impl ScanReport {
+    pub fn entries(&self) -> u64 {
+        self.end_index - self.first_index
+    }
+
+    /// Bytes after `data_end` that are not free space (what a cut would save).
+    pub fn damaged_bytes(&self) -> u64 {
+        match self.tail {
+            Tail::Clean | Tail::Zeros { .. } => 0,
+            Tail::Torn { len, .. } => len,
+            Tail::BrokenFraming { .. } => self.file_len - self.data_end,
+        }
+    }
+}
+
+/// Scans `file` (of `file_len` bytes) from byte `start`, numbering the first
+/// frame `first_index`. `visit` sees every frame with intact framing in file
+/// order, including ones the report later places past `data_end`.
+pub fn scan(
+    file: &File,
+    file_len: u64,
+    start: u64,
+    first_index: u64,
+    max_entry_bytes: u32,
+    mut visit: impl FnMut(&FrameView),
+) -> io::Result<ScanReport> {
+    let mut src = Window::new(file, file_len);
+    let mut pos = start;
+    let mut index = first_index;
+    // The kept log so far, and the run of CRC failures since, whose fate
+    // depends on whether a whole frame follows them.
+    let (mut data_end, mut end_index, mut corrupt, mut suspects) = (start, first_index, 0, 0);
+
+    let tail = loop {
+        let remaining = file_len - pos;
+        if remaining == 0 {
+            break torn_or(suspects, TornReason::ChecksumMismatch, Tail::Clean);
+        }
+        if remaining < HEADER_LEN as u64 {
+            if src.all_zero(pos)? {
+                break torn_or(suspects, TornReason::ChecksumMismatch, zeros(file_len, pos));
+            }
+            break Tail::Torn {
+                len: 0,
+                reason: TornReason::ShortHeader,
+            };
+        }
+        let header = Header::decode(src.bytes(pos, HEADER_LEN)?);
+        if let Some(defect) = header.defect(pos, file_len, max_entry_bytes) {
+            if defect == HeaderDefect::ZeroLength && src.all_zero(pos)? {
+                break torn_or(suspects, TornReason::ChecksumMismatch, zeros(file_len, pos));
+            }
+            break match resync(&mut src, pos + 1, max_entry_bytes)? {
+                Some(resync_at) => Tail::BrokenFraming {
+                    offset: pos,
+                    defect,
+                    resync_at,
+                },
+                None => Tail::Torn {
+                    len: 0,
+                    reason: TornReason::BadHeader(defect),
+                },
+            };
+        }
+        let payload = src.bytes(pos + HEADER_LEN as u64, header.length as usize)?;
+        let frame = FrameView {
+            index,
+            offset: pos,
+            header,
+            crc_computed: checksum(payload),
+            payload,
+        };
+        visit(&frame);
+        index += 1;
+        pos += header.frame_len();
+        if frame.crc_ok() {
+            corrupt += suspects;
+            suspects = 0;
+            data_end = pos;
+            end_index = index;
+        } else {
+            suspects += 1;
+        }
+    };
+    let tail = match tail {
+        // Torn lengths run from the cut point to the last non-zero byte.
+        Tail::Torn { reason, .. } => Tail::Torn {
+            len: src.last_nonzero_end(data_end)? - data_end,
+            reason,
+        },
+        other => other,
+    };
+    Ok(ScanReport {
+        first_index,
+        end_index,
+        data_end,
+        corrupt_entries: corrupt,
+        tail,
+        file_len,
+    })
+}
+
+fn torn_or(suspects: u64, reason: TornReason, otherwise: Tail) -> Tail {
+    if suspects > 0 {
+        Tail::Torn { len: 0, reason }
+    } else {
+        otherwise
+    }
+}
+
+fn zeros(file_len: u64, pos: u64) -> Tail {
+    Tail::Zeros {
+        len: file_len - pos,
+    }
+}
+
+/// The first position at or after `from` where a whole frame starts.
+///
+/// Byte by byte: only reached on a damaged file, and most positions are
+/// rejected by the length word before any CRC is computed.
+fn resync(src: &mut Window, from: u64, max_entry_bytes: u32) -> io::Result<Option<u64>> {
+    let file_len = src.file_len;
+    let mut pos = from;
+    while pos + HEADER_LEN as u64 <= file_len {
+        let header = Header::decode(src.bytes(pos, HEADER_LEN)?);
+        if header.defect(pos, file_len, max_entry_bytes).is_none() {
+            let payload = src.bytes(pos + HEADER_LEN as u64, header.length as usize)?;
+            if checksum(payload) == header.crc {
+                return Ok(Some(pos));
+            }
+        }
+        pos += 1;
+    }
+    Ok(None)
+}
+
+/// Sequential, chunked access to a file by absolute offset.
+struct Window<'f> {
+    file: &'f File,
+    file_len: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
+}
+
+impl<'f> Window<'f> {
+    fn new(file: &'f File, file_len: u64) -> Self {
+        Window {
+            file,
+            file_len,
+            buf: Vec::new(),
+            buf_start: 0,
+        }
+    }
+
+    /// Bytes `[pos, pos + len)`, which the caller knows lie inside the file.
+    fn bytes(&mut self, pos: u64, len: usize) -> io::Result<&[u8]> {
+        let end = pos + len as u64;
+        let loaded_end = self.buf_start + self.buf.len() as u64;
+        if pos < self.buf_start || end > loaded_end {
+            let want = (len.max(CHUNK) as u64).min(self.file_len - pos) as usize;
+            self.buf.resize(want, 0);
+            self.file.read_exact_at(&mut self.buf, pos)?;
+            self.buf_start = pos;
+        }
+        let at = (pos - self.buf_start) as usize;
+        Ok(&self.buf[at..at + len])
+    }
+
+    fn all_zero(&mut self, from: u64) -> io::Result<bool> {
+        Ok(self.last_nonzero_end(from)? == from)
+    }
+
+    /// One past the last non-zero byte at or after `from`, or `from` if none.
+    fn last_nonzero_end(&mut self, from: u64) -> io::Result<u64> {
+        let mut end = from;
+        let mut pos = from;
+        while pos < self.file_len {
+            let len = (CHUNK as u64).min(self.file_len - pos) as usize;
+            if let Some(i) = self.bytes(pos, len)?.iter().rposition(|&b| b != 0) {
+                end = pos + i as u64 + 1;
+            }
+            pos += len as u64;
+        }
+        Ok(end)
+    }
+}

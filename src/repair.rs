@@ -1,0 +1,80 @@
+//! Cutting a log back to its last kept frame without destroying evidence:
+//! the cut bytes are saved beside the log first, then the log is truncated.
+
+use crate::recovery::ScanReport;
+use anyhow::{Context, Result};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// What a cut did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    /// Where the log now ends.
+    pub at: u64,
+    /// The file holding the cut bytes, if any were not zero.
+    pub saved_to: Option<PathBuf>,
+    pub saved_bytes: u64,
+}
+
+/// Saves the bytes after `report.data_end` (up to the last non-zero one)
+/// beside `log_path`, syncs that file and the directory, then truncates the
+/// log to `data_end` and syncs it. `file` must be open for writing.
+pub fn cut_tail(log_path: Option<&Path>, file: &File, report: &ScanReport) -> Result<Cut> {
+    let at = report.data_end;
+    let len = report.damaged_bytes();
+    let mut saved_to = None;
+    if len > 0 {
+        let mut bytes = vec![0; len as usize];
+        file.read_exact_at(&mut bytes, at)
+            .with_context(|| format!("reading the bytes to cut at offset {at}"))?;
+        if let Some(path) = log_path {
+            saved_to = Some(save_beside(path, at, &bytes)?);
+        }
+    }
+    file.set_len(at)
+        .with_context(|| format!("truncating the log to offset {at}"))?;
+    file.sync_all().context("syncing the truncated log")?;
+    Ok(Cut {
+        at,
+        saved_to,
+        saved_bytes: len,
+    })
+}
+
+/// Writes `bytes` to a new `<log>.torn-<offset>` (or `.torn-<offset>.N` if
+/// that exists already, from an earlier crash at the same place) and syncs it.
+fn save_beside(log_path: &Path, offset: u64, bytes: &[u8]) -> Result<PathBuf> {
+    let base = format!("{}.torn-{offset}", log_path.display());
+    for n in 0.. {
+        let path = PathBuf::from(if n == 0 {
+            base.clone()
+        } else {
+            format!("{base}.{n}")
+        });
+        let mut file = match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+        };
+        file.write_all(bytes)
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.sync_all()
+            .with_context(|| format!("syncing {}", path.display()))?;
+        sync_parent(&path)?;
+        return Ok(path);
+    }
+    unreachable!("some suffix is free")
+}
+
+/// Makes a directory entry created in `path`'s parent durable.
+pub fn sync_parent(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
+}

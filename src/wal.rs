@@ -1,0 +1,424 @@
+//! The log: open and replay a file, append frames, sync, read entries back.
+//!
+//! Appends are encoded into a pending buffer and reach the file in one write
+//! at `commit` (or earlier, when a read needs them), then one `fdatasync`
+//! covers them all. Nothing may be acknowledged before `commit` returns Ok.
+
+use crate::frame::{self, HEADER_LEN};
+use crate::index::Index;
+use crate::recovery::{self, ScanReport, Tail};
+use crate::repair::{self, Cut};
+use anyhow::{Context, Result};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// The file is kept this far ahead of the data, in zero-filled chunks, so a
+/// sync after an append flushes data only, not the file's size too.
+const PREALLOC_CHUNK: u64 = 16 << 20;
+
+/// What replay does with broken framing inside the log (`--recover`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Recover {
+    /// Refuse to open: acknowledged data is damaged.
+    #[default]
+    Refuse,
+    /// Cut the log at the damage, saving the cut bytes beside it.
+    Truncate,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub max_entry_bytes: u32,
+    pub recover: Recover,
+}
+
+/// Why a log could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Another process holds the log's lock.
+    Locked(PathBuf),
+    /// Broken framing inside the log; left untouched.
+    Damaged {
+        path: PathBuf,
+        report: ScanReport,
+    },
+    Io(anyhow::Error),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Locked(p) => {
+                write!(f, "log {} is locked by another process", p.display())
+            }
+            OpenError::Damaged { path, report } => match report.tail {
+                Tail::BrokenFraming {
+                    offset,
+                    defect,
+                    resync_at,
+                } => write!(
+                    f,
+                    "log {} has broken framing at byte offset {offset} ({defect}) with a whole \
+                     frame at {resync_at} after it: acknowledged data is damaged; {} entries \
+                     before it are intact; the file was left untouched",
+                    path.display(),
+                    report.entries()
+                ),
+                _ => write!(f, "log {} is damaged", path.display()),
+            },
+            OpenError::Io(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl From<anyhow::Error> for OpenError {
+    fn from(e: anyhow::Error) -> Self {
+        OpenError::Io(e)
+    }
+}
+
+/// A commit failure, and whether the appends in it definitely did not happen.
+#[derive(Debug)]
+pub enum CommitError {
+    /// Writing the frames failed; the file was rolled back, nothing happened.
+    Write(io::Error),
+    /// The sync (or a rollback) failed: what is on disk is unknown.
+    Sync(io::Error),
+}
+
+/// What `append` assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub offset: u64,
+    pub length: u32,
+    pub crc: u32,
+}
+
+/// An entry as read back from the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub payload: Vec<u8>,
+    pub stored_crc: u32,
+    pub checksum_valid: bool,
+}
+
+/// A point to roll back to: the log's state before a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    entries: u64,
+    data_end: u64,
+}
+
+pub struct Wal {
+    file: File,
+    path: Option<PathBuf>,
+    index: Index,
+    /// End of the last frame appended (written or pending): `total_bytes`.
+    data_end: u64,
+    /// End of the bytes written to the file; `pending` goes here next.
+    written_end: u64,
+    /// End of the bytes known durable.
+    synced_end: u64,
+    /// The file's size: zeros from `written_end` up to here.
+    allocated_end: u64,
+    pending: Vec<u8>,
+    corrupt_entries: u64,
+}
+
+impl Wal {
+    /// Opens (creating if missing) and replays the log at `path`.
+    pub fn open(path: &Path, opts: Options) -> Result<(Wal, Option<Cut>), OpenError> {
+        let file = open_or_create(path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(OpenError::Locked(path.to_owned())),
+            Err(TryLockError::Error(e)) => {
+                return Err(OpenError::Io(
+                    anyhow::Error::new(e).context(format!("locking {}", path.display())),
+                ));
+            }
+        }
+        Wal::replay(file, Some(path.to_owned()), opts)
+    }
+
+    /// A private log that disappears with the process, however it ends: the
+    /// file is created already unlinked. Still really written and synced.
+    pub fn anonymous() -> Result<Wal> {
+        let file = tempfile::tempfile().context("creating an unlinked temporary log file")?;
+        let (wal, _) = Wal::replay(
+            file,
+            None,
+            Options {
+                max_entry_bytes: u32::MAX,
+                recover: Recover::Refuse,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(wal)
+    }
+
+    fn replay(
+        file: File,
+        path: Option<PathBuf>,
+        opts: Options,
+    ) -> Result<(Wal, Option<Cut>), OpenError> {
+        let name = path
+            .as_deref()
+            .map_or("<anonymous>".into(), |p| p.display().to_string());
+        let file_len = file
+            .metadata()
+            .with_context(|| format!("reading the size of {name}"))?
+            .len();
+        let mut index = Index::default();
+        let report = recovery::scan(&file, file_len, 0, 0, opts.max_entry_bytes, |f| {
+            index.push(f.offset)
+        })
+        .with_context(|| format!("replaying {name}"))?;
+        index.truncate(report.end_index);
+        if report.corrupt_entries > 0 {
+            eprintln!(
+                "wal-node: {name}: {} entries fail their checksum (bit rot in acknowledged data); \
+                 they stay at their offsets and read back with checksum_valid=false",
+                report.corrupt_entries
+            );
+        }
+        let needs_cut = match report.tail {
+            Tail::Clean | Tail::Zeros { .. } => false,
+            Tail::Torn { len, reason } => {
+                eprintln!(
+                    "wal-node: {name}: torn tail at byte offset {} ({reason}): cutting {len} bytes \
+                     of a write that was never acknowledged",
+                    report.data_end
+                );
+                true
+            }
+            Tail::BrokenFraming { .. } if opts.recover == Recover::Truncate => {
+                eprintln!(
+                    "wal-node: {name}: broken framing; --recover=truncate: cutting everything from \
+                     byte offset {} ({} bytes), losing what followed",
+                    report.data_end,
+                    report.damaged_bytes()
+                );
+                true
+            }
+            Tail::BrokenFraming { .. } => {
+                let path = path.unwrap_or_default();
+                let err = OpenError::Damaged {
+                    path: path.clone(),
+                    report: report.clone(),
+                };
+                eprintln!(
+                    "wal-node: refusing to open: {err}. To look inside: wal-node inspect {p}. To \
+                     accept losing everything from offset {} on (the cut bytes are saved beside \
+                     the log): restart with --recover=truncate, or run wal-node repair \
+                     --truncate-at-damage {p}",
+                    report.data_end,
+                    p = path.display()
+                );
+                return Err(err);
+            }
+        };
+        let cut = if needs_cut {
+            let cut = repair::cut_tail(path.as_deref(), &file, &report)?;
+            if let Some(saved) = &cut.saved_to {
+                eprintln!("wal-node: {name}: cut bytes saved to {}", saved.display());
+            }
+            Some(cut)
+        } else {
+            None
+        };
+        let allocated_end = if needs_cut { report.data_end } else { file_len };
+        let wal = Wal {
+            file,
+            path,
+            index,
+            data_end: report.data_end,
+            written_end: report.data_end,
+            synced_end: report.data_end,
+            allocated_end,
+            pending: Vec::new(),
+            corrupt_entries: report.corrupt_entries,
+        };
+        Ok((wal, cut))
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    pub fn entries(&self) -> u64 {
+        self.index.len()
+    }
+
+    /// The log's length in bytes: the sum of all frames.
+    pub fn total_bytes(&self) -> u64 {
+        self.data_end
+    }
+
+    /// Entries found damaged by bit rot when the log was opened.
+    pub fn corrupt_entries(&self) -> u64 {
+        self.corrupt_entries
+    }
+
+    /// Whether every byte up to `end` is known durable.
+    pub fn synced_through(&self, end: u64) -> bool {
+        self.synced_end >= end
+    }
+
+    /// Adds a frame for `payload` (non-empty, within the entry limit) to the
+    /// pending batch. Not durable, and not to be acknowledged, until `commit`.
+    pub fn append(&mut self, payload: &[u8]) -> Appended {
+        let offset = self.index.len();
+        self.index.push(self.data_end);
+        let crc = frame::encode_into(&mut self.pending, payload);
+        self.data_end += (HEADER_LEN + payload.len()) as u64;
+        Appended {
+            offset,
+            length: payload.len() as u32,
+            crc,
+        }
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark {
+            entries: self.index.len(),
+            data_end: self.data_end,
+        }
+    }
+
+    /// Undoes every append since `mark`, in memory and on disk. The mark must
+    /// be of durable state (taken right after a commit or an open).
+    pub fn rollback(&mut self, mark: Mark) -> Result<(), CommitError> {
+        self.index.truncate(mark.entries);
+        self.pending.clear();
+        self.data_end = mark.data_end;
+        if self.written_end > mark.data_end {
+            // Frames past the mark may be on disk, whole or in part: cut them
+            // off so no later frame ever lands after half a frame.
+            self.written_end = mark.data_end;
+            self.allocated_end = mark.data_end;
+            self.file
+                .set_len(mark.data_end)
+                .map_err(CommitError::Sync)?;
+            self.file.sync_all().map_err(CommitError::Sync)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending frames to the file (not yet synced).
+    pub fn write_pending(&mut self) -> Result<(), CommitError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let end = self.written_end + self.pending.len() as u64;
+        self.preallocate(end);
+        let result = self.file.write_all_at(&self.pending, self.written_end);
+        // Even a failed write may have left part of the batch on disk: count
+        // it as written so `rollback` cuts it off.
+        self.written_end = end;
+        result.map_err(CommitError::Write)?;
+        self.allocated_end = self.allocated_end.max(end);
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Makes every append so far durable: one write, one `fdatasync`.
+    pub fn commit(&mut self) -> Result<(), CommitError> {
+        self.write_pending()?;
+        if self.synced_end < self.written_end {
+            self.file.sync_data().map_err(CommitError::Sync)?;
+            self.synced_end = self.written_end;
+        }
+        Ok(())
+    }
+
+    /// Reads entry `offset` from the file, recomputing its CRC. `Ok(None)`
+    /// if there is no such entry.
+    pub fn read(&mut self, offset: u64) -> Result<Option<Entry>, CommitError> {
+        let Some(start) = self.index.get(offset) else {
+            return Ok(None);
+        };
+        let end = self.index.get(offset + 1).unwrap_or(self.data_end);
+        if end > self.written_end {
+            self.write_pending()?;
+        }
+        let mut bytes = vec![0; (end - start) as usize];
+        // A read failing is not a write failing: report it as indefinite.
+        self.file
+            .read_exact_at(&mut bytes, start)
+            .map_err(CommitError::Sync)?;
+        let header = frame::Header::decode(&bytes);
+        let payload = bytes.split_off(HEADER_LEN);
+        let checksum_valid =
+            header.length as usize == payload.len() && header.crc == frame::checksum(&payload);
+        Ok(Some(Entry {
+            payload,
+            stored_crc: header.crc,
+            checksum_valid,
+        }))
+    }
+
+    /// Best effort: extend the file with zeros, in whole chunks, to cover
+    /// `end`, and sync that once. On failure (disk full, file size limit)
+    /// the file is put back as it was and appends simply grow it.
+    fn preallocate(&mut self, end: u64) {
+        if end <= self.allocated_end {
+            return;
+        }
+        let target = end.div_ceil(PREALLOC_CHUNK) * PREALLOC_CHUNK;
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = self.allocated_end;
+        let result = (|| {
+            while at < target {
+                let n = (target - at).min(zeros.len() as u64) as usize;
+                self.file.write_all_at(&zeros[..n], at)?;
+                at += n as u64;
+            }
+            self.file.sync_data()
+        })();
+        match result {
+            Ok(()) => self.allocated_end = target,
+            Err(e) => {
+                if self.file.set_len(self.allocated_end).is_err() {
+                    // Zeros past the data are end of log: harmless if they stay.
+                    self.allocated_end = at;
+                }
+                eprintln!(
+                    "wal-node: could not preallocate log space to {target} bytes ({e}); appending without"
+                );
+            }
+        }
+    }
+}
+
+/// Opens `path` read-write, creating it (and its directory) if missing and
+/// syncing each directory entry created so the log's name survives a crash.
+fn open_or_create(path: &Path) -> Result<File> {
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating directory {}", dir.display()))?;
+        repair::sync_parent(dir)?;
+    }
+    match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(file) => {
+            repair::sync_parent(path)?;
+            Ok(file)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display())),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
