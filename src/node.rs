@@ -139,7 +139,11 @@ impl Node {
             Err((CommitError::Sync(e), _)) => (Vec::new(), Some(e)),
         };
         let Some(e) = fatal else {
-            return self.send(replies, out);
+            self.send(replies, out)?;
+            if let Some(wal) = self.wal.as_mut() {
+                wal.extend_ahead();
+            }
+            return Ok(());
         };
         eprintln!(
             "wal-node: fsync of the log failed ({e}). The kernel may have dropped the unsynced bytes, \

@@ -24,15 +24,10 @@ pub struct Cut {
 pub fn cut_tail(log_path: Option<&Path>, file: &File, report: &ScanReport) -> Result<Cut> {
     let at = report.data_end;
     let len = report.damaged_bytes();
-    let mut saved_to = None;
-    if len > 0 {
-        let mut bytes = vec![0; len as usize];
-        file.read_exact_at(&mut bytes, at)
-            .with_context(|| format!("reading the bytes to cut at offset {at}"))?;
-        if let Some(path) = log_path {
-            saved_to = Some(save_beside(path, at, &bytes)?);
-        }
-    }
+    let saved_to = match log_path {
+        Some(path) if len > 0 => Some(save_beside(path, file, at, len)?),
+        _ => None,
+    };
     file.set_len(at)
         .with_context(|| format!("truncating the log to offset {at}"))?;
     file.sync_all().context("syncing the truncated log")?;
@@ -43,9 +38,10 @@ pub fn cut_tail(log_path: Option<&Path>, file: &File, report: &ScanReport) -> Re
     })
 }
 
-/// Writes `bytes` to a new `<log>.torn-<offset>` (or `.torn-<offset>.N` if
-/// that exists already, from an earlier crash at the same place) and syncs it.
-fn save_beside(log_path: &Path, offset: u64, bytes: &[u8]) -> Result<PathBuf> {
+/// Copies `len` bytes of `file` from `offset` to a new `<log>.torn-<offset>`
+/// (or `.torn-<offset>.N` if that exists already, from an earlier crash at
+/// the same place), in chunks, and syncs it and its directory.
+fn save_beside(log_path: &Path, file: &File, offset: u64, len: u64) -> Result<PathBuf> {
     let base = format!("{}.torn-{offset}", log_path.display());
     for n in 0.. {
         let path = PathBuf::from(if n == 0 {
@@ -53,14 +49,24 @@ fn save_beside(log_path: &Path, offset: u64, bytes: &[u8]) -> Result<PathBuf> {
         } else {
             format!("{base}.{n}")
         });
-        let mut file = match OpenOptions::new().write(true).create_new(true).open(&path) {
+        let mut saved = match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
         };
-        file.write_all(bytes)
-            .with_context(|| format!("writing {}", path.display()))?;
-        file.sync_all()
+        let mut buf = vec![0; len.min(8 << 20) as usize];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(buf.len() as u64) as usize;
+            file.read_exact_at(&mut buf[..n], offset + done)
+                .with_context(|| format!("reading the bytes to cut at offset {}", offset + done))?;
+            saved
+                .write_all(&buf[..n])
+                .with_context(|| format!("writing {}", path.display()))?;
+            done += n as u64;
+        }
+        saved
+            .sync_all()
             .with_context(|| format!("syncing {}", path.display()))?;
         sync_parent(&path)?;
         return Ok(path);

@@ -125,6 +125,8 @@ pub struct Wal {
     allocated_end: u64,
     pending: Vec<u8>,
     corrupt_entries: u64,
+    /// After a failed preallocation: the data size at which to try again.
+    prealloc_retry_at: Option<u64>,
 }
 
 impl Wal {
@@ -240,6 +242,7 @@ impl Wal {
             allocated_end,
             pending: Vec::new(),
             corrupt_entries: report.corrupt_entries,
+            prealloc_retry_at: None,
         };
         Ok((wal, cut))
     }
@@ -360,11 +363,20 @@ impl Wal {
         }))
     }
 
+    /// Keeps at least half a chunk of zero-filled space ahead of the data.
+    /// The node calls this after sending a batch's replies, so extending the
+    /// file (a write and a sync of its own) does not delay an acknowledgement.
+    pub fn extend_ahead(&mut self) {
+        self.preallocate(self.data_end + PREALLOC_CHUNK / 2);
+    }
+
     /// Best effort: extend the file with zeros, in whole chunks, to cover
     /// `end`, and sync that once. On failure (disk full, file size limit)
-    /// the file is put back as it was and appends simply grow it.
+    /// the file is put back as it was, appends simply grow it, and no new
+    /// attempt is made until the data has grown by another chunk.
     fn preallocate(&mut self, end: u64) {
-        if end <= self.allocated_end {
+        if end <= self.allocated_end || self.prealloc_retry_at.is_some_and(|at| self.data_end < at)
+        {
             return;
         }
         let target = end.div_ceil(PREALLOC_CHUNK) * PREALLOC_CHUNK;
@@ -379,14 +391,19 @@ impl Wal {
             self.file.sync_data()
         })();
         match result {
-            Ok(()) => self.allocated_end = target,
+            Ok(()) => {
+                self.allocated_end = target;
+                self.prealloc_retry_at = None;
+            }
             Err(e) => {
                 if self.file.set_len(self.allocated_end).is_err() {
                     // Zeros past the data are end of log: harmless if they stay.
                     self.allocated_end = at;
                 }
+                self.prealloc_retry_at = Some(self.data_end + PREALLOC_CHUNK);
                 eprintln!(
-                    "wal-node: could not preallocate log space to {target} bytes ({e}); appending without"
+                    "wal-node: could not preallocate log space up to byte {target} ({e}); appending \
+                     without preallocation for now"
                 );
             }
         }
