@@ -124,6 +124,9 @@ pub fn scan(
     // The kept log so far, and the run of CRC failures since, whose fate
     // depends on whether a whole frame follows them.
     let (mut data_end, mut end_index, mut corrupt, mut suspects) = (start, first_index, 0, 0);
+    // End of the last frame (even a partial one) met: a torn tail spans at
+    // least this far, even where its own bytes happen to be zero.
+    let mut frame_end = start;
 
     let tail = loop {
         let remaining = file_len - pos;
@@ -134,6 +137,7 @@ pub fn scan(
             if src.all_zero(pos)? {
                 break torn_or(suspects, TornReason::ChecksumMismatch, zeros(file_len, pos));
             }
+            frame_end = file_len;
             break Tail::Torn {
                 len: 0,
                 reason: TornReason::ShortHeader,
@@ -143,6 +147,9 @@ pub fn scan(
         if let Some(defect) = header.defect(pos, file_len, max_entry_bytes) {
             if defect == HeaderDefect::ZeroLength && src.all_zero(pos)? {
                 break torn_or(suspects, TornReason::ChecksumMismatch, zeros(file_len, pos));
+            }
+            if defect == HeaderDefect::PastEndOfFile {
+                frame_end = file_len;
             }
             break match resync(&mut src, pos + 1, max_entry_bytes)? {
                 Some(resync_at) => Tail::BrokenFraming {
@@ -167,6 +174,7 @@ pub fn scan(
         visit(&frame);
         index += 1;
         pos += header.frame_len();
+        frame_end = pos;
         if frame.crc_ok() {
             corrupt += suspects;
             suspects = 0;
@@ -177,11 +185,15 @@ pub fn scan(
         }
     };
     let tail = match tail {
-        // Torn lengths run from the cut point to the last non-zero byte.
-        Tail::Torn { reason, .. } => Tail::Torn {
-            len: src.last_nonzero_end(data_end)? - data_end,
-            reason,
-        },
+        // A torn tail runs from the cut point over every frame begun after it
+        // and on to the last non-zero byte: the zeros after that are free space.
+        Tail::Torn { reason, .. } => {
+            let end = src.last_nonzero_end(data_end)?.max(frame_end);
+            Tail::Torn {
+                len: end - data_end,
+                reason,
+            }
+        }
         other => other,
     };
     Ok(ScanReport {
@@ -276,5 +288,188 @@ impl<'f> Window<'f> {
             pos += len as u64;
         }
         Ok(end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::encode;
+    use std::io::Write;
+
+    const MAX: u32 = 1 << 20;
+
+    fn scan_bytes(bytes: &[u8]) -> (ScanReport, Vec<(u64, bool)>) {
+        scan_with_limit(bytes, MAX)
+    }
+
+    fn scan_with_limit(bytes: &[u8], max: u32) -> (ScanReport, Vec<(u64, bool)>) {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        let mut seen = Vec::new();
+        let report = scan(&file, bytes.len() as u64, 0, 0, max, |f| {
+            seen.push((f.offset, f.crc_ok()))
+        })
+        .unwrap();
+        (report, seen)
+    }
+
+    fn log(payloads: &[&str]) -> Vec<u8> {
+        payloads.iter().flat_map(|p| encode(p.as_bytes())).collect()
+    }
+
+    #[test]
+    fn clean_log_and_empty_file() {
+        let bytes = log(&["a", "bb", "ccc"]);
+        let (r, seen) = scan_bytes(&bytes);
+        assert_eq!(
+            (r.entries(), r.data_end, r.tail),
+            (3, 9 + 10 + 11, Tail::Clean)
+        );
+        assert_eq!(seen, [(0, true), (9, true), (19, true)]);
+        let (r, _) = scan_bytes(&[]);
+        assert_eq!((r.entries(), r.tail), (0, Tail::Clean));
+    }
+
+    #[test]
+    fn zero_tail_is_free_space_of_any_length() {
+        for zeros in [1, 7, 8, 4096] {
+            let mut bytes = log(&["a", "bb"]);
+            bytes.extend(vec![0; zeros]);
+            let (r, _) = scan_bytes(&bytes);
+            assert_eq!((r.entries(), r.data_end), (2, 19), "{zeros} zeros");
+            assert_eq!(r.tail, Tail::Zeros { len: zeros as u64 });
+            assert_eq!(r.damaged_bytes(), 0);
+        }
+    }
+
+    #[test]
+    fn every_cut_inside_the_last_frame_is_a_torn_tail() {
+        let whole = log(&["first", "second!"]);
+        for cut in 14..whole.len() {
+            let (r, _) = scan_bytes(&whole[..cut]);
+            assert_eq!((r.entries(), r.data_end), (1, 13), "cut at {cut}");
+            assert!(
+                matches!(r.tail, Tail::Torn { len, .. } if len == cut as u64 - 13),
+                "cut at {cut}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn crc_failure_before_zeros_is_torn_but_before_a_whole_frame_is_bit_rot() {
+        let mut bytes = log(&["aaaa", "bbbb", "cccc"]);
+        bytes[12 + 8] ^= 1; // payload of frame 1
+        let (r, _) = scan_bytes(&bytes);
+        assert_eq!(
+            (r.entries(), r.corrupt_entries, r.tail),
+            (3, 1, Tail::Clean)
+        );
+
+        let mut bytes = log(&["aaaa", "bbbb"]);
+        bytes[12 + 8] ^= 1; // the last frame
+        bytes.extend([0; 100]);
+        let (r, _) = scan_bytes(&bytes);
+        assert_eq!((r.entries(), r.corrupt_entries, r.data_end), (1, 0, 12));
+        assert_eq!(
+            r.tail,
+            Tail::Torn {
+                len: 12,
+                reason: TornReason::ChecksumMismatch
+            }
+        );
+    }
+
+    #[test]
+    fn broken_length_word_with_whole_frames_after_it_is_broken_framing() {
+        let mut bytes = log(&["aaaa", "bbbb", "cccc", "dddd"]);
+        bytes[12..16].copy_from_slice(&0xFFFF_FFFFu32.to_le_bytes());
+        let (r, _) = scan_bytes(&bytes);
+        assert_eq!(r.entries(), 1);
+        assert_eq!(
+            r.tail,
+            Tail::BrokenFraming {
+                offset: 12,
+                defect: HeaderDefect::TooLong,
+                resync_at: 24
+            }
+        );
+        assert_eq!(r.damaged_bytes(), 36);
+    }
+
+    #[test]
+    fn garbage_with_no_whole_frame_after_it_is_a_torn_tail() {
+        let mut bytes = log(&["aaaa"]);
+        bytes.extend((0..300u32).map(|i| (i * 7 + 3) as u8 | 1));
+        bytes.extend([0; 50]);
+        let (r, _) = scan_bytes(&bytes);
+        assert_eq!(r.data_end, 12);
+        assert!(
+            matches!(
+                r.tail,
+                Tail::Torn {
+                    len: 300,
+                    reason: TornReason::BadHeader(_)
+                }
+            ),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn torn_bytes_that_end_in_zeros_are_all_saved() {
+        // A cut header "07 00" and a CRC-failing frame whose payload ends in
+        // zeros: the torn range covers them whole, not just to the last 1 bit.
+        let mut bytes = log(&["aaaa"]);
+        bytes.extend([7, 0]);
+        let (r, _) = scan_bytes(&bytes);
+        assert_eq!(
+            r.tail,
+            Tail::Torn {
+                len: 2,
+                reason: TornReason::ShortHeader
+            }
+        );
+
+        let mut bytes = log(&["aaaa"]);
+        let mut last = encode(b"zz\0\0");
+        last[4] ^= 0xff;
+        bytes.extend(&last);
+        bytes.extend([0; 64]);
+        let (r, _) = scan_bytes(&bytes);
+        assert_eq!(
+            r.tail,
+            Tail::Torn {
+                len: 12,
+                reason: TornReason::ChecksumMismatch
+            }
+        );
+    }
+
+    #[test]
+    fn short_nonzero_header_at_the_end_is_torn() {
+        let mut bytes = log(&["aaaa"]);
+        bytes.extend([5, 0, 0]);
+        let (r, _) = scan_bytes(&bytes);
+        assert_eq!(
+            r.tail,
+            Tail::Torn {
+                len: 3,
+                reason: TornReason::ShortHeader
+            }
+        );
+    }
+
+    #[test]
+    fn frames_spanning_read_chunks_are_whole() {
+        // Payloads near the chunk size force frames across chunk boundaries.
+        let big = "x".repeat(CHUNK / 3 + 17);
+        let bytes = log(&[&big, &big, &big, &big, "tail"]);
+        let (r, seen) = scan_with_limit(&bytes, CHUNK as u32);
+        assert_eq!(
+            (r.entries(), r.corrupt_entries, r.tail),
+            (5, 0, Tail::Clean)
+        );
+        assert!(seen.iter().all(|&(_, ok)| ok));
     }
 }
