@@ -8,6 +8,7 @@ use crate::wal::{self, CommitError, OpenError, Wal};
 use anyhow::{Result, bail};
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::rc::Rc;
 
 /// Input bytes one batch may take, whatever `--max-batch` says.
 const MAX_BATCH_BYTES: usize = 4 << 20;
@@ -42,12 +43,15 @@ struct Job {
 
 struct Outgoing<'j> {
     job: &'j Job,
+    /// This node's id as it was when the request was applied (a request
+    /// before `init` is answered from the address it was sent to).
+    src: Rc<str>,
     reply: Reply,
 }
 
 pub struct Node {
     config: Config,
-    node_id: Option<String>,
+    node_id: Option<Rc<str>>,
     wal: Option<Wal>,
     next_msg_id: u64,
 }
@@ -153,6 +157,7 @@ impl Node {
         let mut replies = replies;
         replies.extend(jobs[served..].iter().map(|job| Outgoing {
             job,
+            src: self.src_for(job),
             reply: Reply::error(
                 job.msg_id,
                 Rejection::new(
@@ -179,9 +184,11 @@ impl Node {
         let result = (|| {
             for (i, job) in jobs.iter().enumerate() {
                 let was_closed = self.wal.is_none();
+                let reply = self.apply(job)?;
                 replies.push(Outgoing {
                     job,
-                    reply: self.apply(job)?,
+                    src: self.src_for(job),
+                    reply,
                 });
                 if was_closed && self.wal.is_some() {
                     mark = self.wal.as_ref().map(Wal::mark);
@@ -241,7 +248,11 @@ impl Node {
                 }
                 Err(CommitError::Sync(e)) => return (replies, Some(e)),
             };
-            replies.push(Outgoing { job, reply });
+            replies.push(Outgoing {
+                job,
+                src: self.src_for(job),
+                reply,
+            });
         }
         (replies, None)
     }
@@ -294,8 +305,13 @@ impl Node {
                         Rejection::new(
                             ErrorCode::KeyDoesNotExist,
                             format!(
-                                "no entry at offset {offset}: the log has {} entries",
-                                wal.entries()
+                                "no entry at offset {offset}: the log has {} {}",
+                                wal.entries(),
+                                if wal.entries() == 1 {
+                                    "entry"
+                                } else {
+                                    "entries"
+                                }
                             ),
                         ),
                     ),
@@ -315,9 +331,15 @@ impl Node {
         }
     }
 
+    fn src_for(&self, job: &Job) -> Rc<str> {
+        self.node_id
+            .clone()
+            .unwrap_or_else(|| job.addressed_to.as_str().into())
+    }
+
     fn init(&mut self, node_id: &str) -> Result<(), Rejection> {
         if let Some(current) = &self.node_id {
-            return if current == node_id {
+            return if &**current == node_id {
                 Ok(())
             } else {
                 Err(Rejection::new(
@@ -357,7 +379,7 @@ impl Node {
             wal.entries(),
             wal.total_bytes()
         );
-        self.node_id = Some(node_id.to_owned());
+        self.node_id = Some(node_id.into());
         self.wal = Some(wal);
         Ok(())
     }
@@ -365,7 +387,12 @@ impl Node {
     /// Writes `replies` in order with one flush, numbering them.
     fn send(&mut self, replies: Vec<Outgoing>, out: &mut impl Write) -> Result<()> {
         let mut buf = Vec::new();
-        for Outgoing { job, mut reply } in replies {
+        for Outgoing {
+            job,
+            src,
+            mut reply,
+        } in replies
+        {
             if let (
                 Reply::WalInfoOk {
                     fsynced,
@@ -377,8 +404,7 @@ impl Node {
             {
                 *fsynced = wal.synced_through(*total_bytes);
             }
-            let src = self.node_id.as_deref().unwrap_or(&job.addressed_to);
-            protocol::write_reply(&mut buf, src, &job.peer, &reply, self.next_msg_id);
+            protocol::write_reply(&mut buf, &src, &job.peer, &reply, self.next_msg_id);
             self.next_msg_id += 1;
         }
         if !buf.is_empty() {

@@ -35,6 +35,27 @@ impl FrameView<'_> {
     }
 }
 
+/// What replay makes of a frame whose framing is intact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameStatus {
+    /// Its CRC matches.
+    Ok,
+    /// Its CRC fails inside the log: damaged acknowledged data.
+    Corrupt,
+    /// Its CRC fails in a torn tail: a write that was never acknowledged.
+    Torn,
+}
+
+impl FrameStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrameStatus::Ok => "ok",
+            FrameStatus::Corrupt => "corrupt",
+            FrameStatus::Torn => "torn",
+        }
+    }
+}
+
 /// Why the bytes after the last whole frame are a torn write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TornReason {
@@ -95,6 +116,18 @@ pub struct ScanReport {
 impl ScanReport {
     pub fn entries(&self) -> u64 {
         self.end_index - self.first_index
+    }
+
+    /// The status of a frame this scan visited: only a torn tail makes
+    /// frames past `data_end` torn; any other CRC failure is corruption.
+    pub fn status_of(&self, frame: &FrameView) -> FrameStatus {
+        if frame.crc_ok() {
+            FrameStatus::Ok
+        } else if frame.offset >= self.data_end && matches!(self.tail, Tail::Torn { .. }) {
+            FrameStatus::Torn
+        } else {
+            FrameStatus::Corrupt
+        }
     }
 
     /// Bytes after `data_end` that are not free space (what a cut would save).

@@ -1,7 +1,7 @@
 //! Shared helpers for the integration tests: run the real binary.
 #![allow(dead_code)]
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -19,7 +19,10 @@ pub fn line(src: &str, body: Value) -> String {
 }
 
 pub fn init_line(node_id: &str) -> String {
-    line("c0", json!({"type": "init", "msg_id": 1, "node_id": node_id, "node_ids": [node_id]}))
+    line(
+        "c0",
+        json!({"type": "init", "msg_id": 1, "node_id": node_id, "node_ids": [node_id]}),
+    )
 }
 
 /// Output of a node that read all of `input` and exited.
@@ -49,9 +52,16 @@ pub fn run(args: &[&str], input: &[u8]) -> Finished {
     let stdout = String::from_utf8(out.stdout).expect("stdout is UTF-8");
     let replies = stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}")))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}"))
+        })
         .collect();
-    Finished { replies, stderr: String::from_utf8_lossy(&out.stderr).into_owned(), status: out.status }
+    Finished {
+        replies,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        status: out.status,
+    }
 }
 
 /// A running node that a test talks to line by line.
@@ -81,13 +91,19 @@ impl Running {
         std::thread::spawn(move || {
             for l in BufReader::new(stdout).lines() {
                 let Ok(l) = l else { break };
-                let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}"));
+                let v: Value = serde_json::from_str(&l)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}"));
                 if tx.send(v).is_err() {
                     break;
                 }
             }
         });
-        Running { stdin: child.stdin.take(), child, replies: rx, next_msg_id: 100 }
+        Running {
+            stdin: child.stdin.take(),
+            child,
+            replies: rx,
+            next_msg_id: 100,
+        }
     }
 
     pub fn send_line(&mut self, line: &str) {
@@ -99,7 +115,9 @@ impl Running {
 
     /// Next reply, or panic after 10 s.
     pub fn recv(&self) -> Value {
-        self.replies.recv_timeout(Duration::from_secs(10)).expect("a reply within 10 s")
+        self.replies
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a reply within 10 s")
     }
 
     pub fn try_recv(&self, wait: Duration) -> Option<Value> {
@@ -112,7 +130,11 @@ impl Running {
         body["msg_id"] = json!(self.next_msg_id);
         self.send_line(&line("c1", body));
         let reply = self.recv();
-        assert_eq!(reply["body"]["in_reply_to"], json!(self.next_msg_id), "reply out of order: {reply}");
+        assert_eq!(
+            reply["body"]["in_reply_to"],
+            json!(self.next_msg_id),
+            "reply out of order: {reply}"
+        );
         reply["body"].clone()
     }
 
