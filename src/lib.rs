@@ -13,4 +13,5 @@ pub mod node;
 pub mod protocol;
 pub mod recovery;
 pub mod repair;
+pub mod tools;
 pub mod wal;

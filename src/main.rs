@@ -1,17 +1,29 @@
-//! The command line: with no subcommand, the Maelstrom node.
+//! The command line: with no subcommand, the Maelstrom node; with one, an
+//! operator tool (see `wal_node::tools`).
 
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wal_node::frame::DEFAULT_MAX_ENTRY_BYTES;
 use wal_node::node::{Config, Node};
+use wal_node::tools::{self, Tool};
 use wal_node::wal::{Options, Recover};
 
 /// A write-ahead log node: newline-delimited JSON requests on stdin,
-/// replies on stdout, logs on stderr.
+/// replies on stdout, logs on stderr. Run without a subcommand, as Maelstrom
+/// does, to serve; the subcommands are offline tools for a log file.
 #[derive(Parser)]
-#[command(name = "wal-node", version)]
+#[command(name = "wal-node", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    tool: Option<Tool>,
+
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(clap::Args)]
+struct NodeArgs {
     /// Directory holding `<node_id>.wal`; without it the log is a private,
     /// unlinked file that disappears when the process ends.
     #[arg(long, env = "WAL_DIR")]
@@ -32,13 +44,20 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.tool {
+        Some(tool) => tools::run(tool),
+        None => serve(cli.node),
+    }
+}
+
+fn serve(args: NodeArgs) -> ExitCode {
     let config = Config {
-        dir: cli.dir,
+        dir: args.dir,
         wal: Options {
-            max_entry_bytes: cli.max_entry_bytes,
-            recover: cli.recover,
+            max_entry_bytes: args.max_entry_bytes,
+            recover: args.recover,
         },
-        max_batch: cli.max_batch as usize,
+        max_batch: args.max_batch as usize,
     };
     let stdout = std::io::stdout();
     match Node::new(config).run(std::io::stdin(), &mut stdout.lock()) {

@@ -1,0 +1,283 @@
+//! `wal-node inspect`: every frame of a log file with its status, then a
+//! summary, as a table or as JSON lines. Opens the file read-only.
+//!
+//! After broken framing the walk resynchronises at the next whole frame and
+//! goes on numbering frames as if the damaged bytes held none; those indexes
+//! are guesses, marked `?` in the table and `"after_damage": true` in JSON.
+
+use super::{Log, LogFile, Row, count, walk};
+use crate::frame::checksum_hex;
+use crate::recovery::FrameStatus as Status;
+use crate::recovery::{FrameView, ScanReport, Tail};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::io::Write;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    log: LogFile,
+
+    /// Show rows from the frame with this index on (the summary still covers
+    /// the whole file).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    from: u64,
+
+    /// Show at most this many frame rows.
+    #[arg(long, value_name = "K")]
+    limit: Option<u64>,
+
+    /// JSON lines instead of a table: one object per frame (`"type":
+    /// "frame"`) or damaged range (`"damage"`), then one `"summary"`.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Characters of payload shown in the table.
+const PREVIEW_CHARS: usize = 60;
+
+pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
+    let log = args.log.open(false)?;
+    let mut summary = Summary::new(&log);
+    let mut shown = 0;
+    let limit = args.limit.unwrap_or(u64::MAX);
+    if !args.json {
+        writeln!(
+            out,
+            "{:>7}  {:>10}  {:>8}  {:<10}  {:<12}  {:<7}  payload",
+            "index", "offset", "length", "crc_stored", "crc_computed", "status"
+        )?;
+    }
+    let mut next_index = 0;
+    let reports = walk(&log, |row| {
+        summary.count(&row);
+        // A damaged range sits just before the frame numbered `next_index`.
+        let (index, is_frame) = match &row {
+            Row::Frame { frame, .. } => (frame.index, true),
+            Row::Damage { .. } => (next_index, false),
+        };
+        if let Row::Frame { frame, .. } = &row {
+            next_index = frame.index + 1;
+        }
+        if index < args.from || shown >= limit {
+            return Ok(());
+        }
+        shown += u64::from(is_frame);
+        if args.json {
+            serde_json::to_writer(&mut *out, &JsonRow::from(&row))?;
+            writeln!(out)
+        } else {
+            writeln!(out, "{}", table_row(&row))
+        }
+    })
+    .with_context(|| format!("reading {}", args.log.file.display()))?;
+    summary.finish(&reports);
+    if args.json {
+        serde_json::to_writer(&mut *out, &summary)?;
+        writeln!(out)?;
+    } else {
+        summary.write_text(out)?;
+    }
+    Ok(0)
+}
+
+fn table_row(row: &Row) -> String {
+    match row {
+        Row::Frame {
+            frame,
+            status,
+            after_damage,
+        } => {
+            let index = format!("{}{}", frame.index, if *after_damage { "?" } else { "" });
+            format!(
+                "{index:>7}  {:>10}  {:>8}  {:<10}  {:<12}  {:<7}  {}",
+                frame.offset,
+                frame.header.length,
+                checksum_hex(frame.header.crc),
+                checksum_hex(frame.crc_computed),
+                status.as_str(),
+                preview(frame.payload)
+            )
+        }
+        Row::Damage {
+            offset,
+            resync_at,
+            defect,
+        } => format!(
+            "{:>7}  {offset:>10}  {:>8}  {:<10}  {:<12}  {:<7}  broken framing: {defect}; \
+             next whole frame at {resync_at}; later indexes are guesses (?)",
+            "-",
+            resync_at - offset,
+            "-",
+            "-",
+            "damaged"
+        ),
+    }
+}
+
+/// The payload quoted and escaped, cut to `PREVIEW_CHARS` characters.
+fn preview(payload: &[u8]) -> String {
+    // Four bytes per character at most: enough to fill the preview.
+    let head = &payload[..payload.len().min(4 * PREVIEW_CHARS)];
+    let escaped: String = String::from_utf8_lossy(head).escape_debug().collect();
+    let mut cut: String = escaped.chars().take(PREVIEW_CHARS).collect();
+    if cut.len() < escaped.len() || head.len() < payload.len() {
+        cut.push('…');
+    }
+    format!("\"{cut}\"")
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum JsonRow {
+    Frame {
+        index: u64,
+        after_damage: bool,
+        offset: u64,
+        length: u32,
+        crc_stored: String,
+        crc_computed: String,
+        status: &'static str,
+        payload: String,
+    },
+    Damage {
+        offset: u64,
+        length: u64,
+        defect: String,
+        resync_at: u64,
+    },
+}
+
+impl From<&Row<'_>> for JsonRow {
+    fn from(row: &Row) -> JsonRow {
+        match *row {
+            Row::Frame {
+                frame,
+                status,
+                after_damage,
+            } => JsonRow::Frame {
+                index: frame.index,
+                after_damage,
+                offset: frame.offset,
+                length: frame.header.length,
+                crc_stored: checksum_hex(frame.header.crc),
+                crc_computed: checksum_hex(frame.crc_computed),
+                status: status.as_str(),
+                payload: String::from_utf8_lossy(frame.payload).into_owned(),
+            },
+            Row::Damage {
+                offset,
+                resync_at,
+                defect,
+            } => JsonRow::Damage {
+                offset,
+                length: resync_at - offset,
+                defect: defect.to_string(),
+                resync_at,
+            },
+        }
+    }
+}
+
+/// Totals over the whole file, whichever rows are shown.
+#[derive(Serialize)]
+struct Summary {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// Frames that are not torn (`ok` and `corrupt`), past damage too.
+    entries: u64,
+    /// Bytes those frames take, headers included.
+    total_bytes: u64,
+    corrupt_entries: u64,
+    /// Non-zero bytes after the last kept frame: a write never acknowledged.
+    torn_bytes: u64,
+    torn_offset: Option<u64>,
+    torn_reason: Option<String>,
+    /// Bytes in ranges of broken framing, and how many ranges.
+    damaged_bytes: u64,
+    damaged_ranges: u64,
+    /// Zero bytes ending the file: preallocated space, not damage.
+    free_bytes: u64,
+    file_bytes: u64,
+}
+
+impl Summary {
+    fn new(log: &Log) -> Summary {
+        Summary {
+            kind: "summary",
+            entries: 0,
+            total_bytes: 0,
+            corrupt_entries: 0,
+            torn_bytes: 0,
+            torn_offset: None,
+            torn_reason: None,
+            damaged_bytes: 0,
+            damaged_ranges: 0,
+            free_bytes: 0,
+            file_bytes: log.len,
+        }
+    }
+
+    fn count(&mut self, row: &Row) {
+        match row {
+            Row::Frame { status, frame, .. } => self.count_frame(*status, frame),
+            Row::Damage {
+                offset, resync_at, ..
+            } => {
+                self.damaged_bytes += resync_at - offset;
+                self.damaged_ranges += 1;
+            }
+        }
+    }
+
+    fn count_frame(&mut self, status: Status, frame: &FrameView) {
+        if status != Status::Torn {
+            self.entries += 1;
+            self.total_bytes += frame.header.frame_len();
+        }
+        self.corrupt_entries += u64::from(status == Status::Corrupt);
+    }
+
+    /// Takes the file's tail from the last stretch's report.
+    fn finish(&mut self, reports: &[ScanReport]) {
+        let Some(last) = reports.last() else { return };
+        match last.tail {
+            Tail::Zeros { len } => self.free_bytes = len,
+            Tail::Torn { len, reason } => {
+                self.torn_bytes = len;
+                self.torn_offset = Some(last.data_end);
+                self.torn_reason = Some(reason.to_string());
+            }
+            Tail::Clean | Tail::BrokenFraming { .. } => {}
+        }
+    }
+
+    fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "entries:     {} ({} bytes), {} corrupt",
+            self.entries, self.total_bytes, self.corrupt_entries
+        )?;
+        match (self.torn_offset, &self.torn_reason) {
+            (Some(at), Some(reason)) => writeln!(
+                out,
+                "torn tail:   {} bytes at offset {at} ({reason})",
+                self.torn_bytes
+            )?,
+            _ => writeln!(out, "torn tail:   0 bytes")?,
+        }
+        writeln!(
+            out,
+            "damaged:     {} bytes in {}",
+            self.damaged_bytes,
+            count(
+                self.damaged_ranges,
+                "range of broken framing",
+                "ranges of broken framing"
+            )
+        )?;
+        writeln!(out, "free space:  {} bytes", self.free_bytes)?;
+        writeln!(out, "file:        {} bytes", self.file_bytes)
+    }
+}

@@ -1,0 +1,146 @@
+//! `wal-node repair`: do offline what replay does at open, under the node's
+//! own lock, so it never races a node serving the file.
+//!
+//! A torn tail is cut, its bytes saved beside the log. Broken framing is
+//! damaged acknowledged data: refused unless the operator accepts losing
+//! everything from it on (`--truncate-at-damage`), and then the lost bytes
+//! are saved too. Corrupt entries stay where they are, as replay keeps them.
+
+use super::{DAMAGED, Log, LogFile, Row, count, walk};
+use crate::recovery::FrameStatus as Status;
+use crate::recovery::{self, ScanReport, Tail};
+use crate::repair::cut_tail;
+use anyhow::{Context, Result};
+use std::fs::TryLockError;
+use std::io::Write;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    log: LogFile,
+
+    /// Only say what would be done; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Accept losing everything from broken framing on: cut the log there,
+    /// saving the cut bytes beside it.
+    #[arg(long)]
+    truncate_at_damage: bool,
+}
+
+pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
+    let path = &args.log.file;
+    let name = path.display();
+    let log = args.log.open(!args.dry_run)?;
+    match log.file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            eprintln!(
+                "wal-node repair: refusing: {name} is locked by another process (a node serving it?)"
+            );
+            return Ok(DAMAGED);
+        }
+        Err(TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {name}")),
+    }
+    let report = recovery::scan(&log.file, log.len, 0, 0, log.max_entry_bytes, |_| {})
+        .with_context(|| format!("reading {name}"))?;
+    let kept = format!(
+        "{}, {} bytes",
+        count(report.entries(), "entry", "entries"),
+        report.data_end
+    );
+    let corrupt = match report.corrupt_entries {
+        0 => String::new(),
+        n => format!(
+            "; {} kept in place (bit rot cannot be repaired; reads return checksum_valid=false)",
+            count(
+                n,
+                "entry with a bad checksum",
+                "entries with a bad checksum"
+            )
+        ),
+    };
+    let what = match report.tail {
+        Tail::Clean | Tail::Zeros { .. } => {
+            writeln!(out, "{name}: clean: {kept}; nothing to do{corrupt}")?;
+            return Ok(0);
+        }
+        Tail::Torn { reason, .. } => {
+            format!("torn tail at byte offset {} ({reason})", report.data_end)
+        }
+        Tail::BrokenFraming {
+            offset,
+            defect,
+            resync_at,
+        } => {
+            let loss = Loss::after(&log, &report)?;
+            let what = format!(
+                "broken framing at byte offset {offset} ({defect}), whole frame again at \
+                 {resync_at}; the {} bytes from byte offset {} on hold the damaged range \
+                 and {} ({} with a good checksum)",
+                report.damaged_bytes(),
+                report.data_end,
+                count(loss.frames, "readable frame", "readable frames"),
+                loss.whole
+            );
+            if !args.truncate_at_damage {
+                eprintln!(
+                    "wal-node repair: refusing: {name} has {what}, all lost if cut there. To \
+                     accept that loss (the cut bytes are saved beside the log) rerun with \
+                     --truncate-at-damage; to look first: wal-node inspect {name}"
+                );
+                return Ok(DAMAGED);
+            }
+            what
+        }
+    };
+    if args.dry_run {
+        writeln!(
+            out,
+            "{name}: {what}: would cut {} bytes and save them beside the log as \
+             {name}.torn-{}; the log would end at byte {} with {kept}{corrupt}",
+            report.damaged_bytes(),
+            report.data_end,
+            report.data_end
+        )?;
+        return Ok(0);
+    }
+    let cut = cut_tail(Some(path), &log.file, &report)?;
+    let saved = cut.saved_to.map_or("nothing to save".into(), |p| {
+        format!("saved to {}", p.display())
+    });
+    writeln!(
+        out,
+        "{name}: {what}: cut {} bytes, {saved}; the log now ends at byte {} with {kept}{corrupt}",
+        cut.saved_bytes, cut.at
+    )?;
+    Ok(0)
+}
+
+/// Frames a cut at `report.data_end` would lose, found by walking on past
+/// the damage.
+struct Loss {
+    frames: u64,
+    /// Of those, frames whose checksum matches.
+    whole: u64,
+}
+
+impl Loss {
+    fn after(log: &Log, report: &ScanReport) -> Result<Loss> {
+        let mut loss = Loss {
+            frames: 0,
+            whole: 0,
+        };
+        walk(log, |row| {
+            if let Row::Frame { frame, status, .. } = row
+                && frame.offset >= report.data_end
+            {
+                loss.frames += 1;
+                loss.whole += u64::from(status == Status::Ok);
+            }
+            Ok(())
+        })?;
+        Ok(loss)
+    }
+}

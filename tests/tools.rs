@@ -1,0 +1,437 @@
+//! The operator tools (`inspect`, `verify`, `repair`), run as the real binary
+//! on log files damaged in each way replay distinguishes.
+
+use serde_json::Value;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+use wal_node::frame::encode;
+
+const GOLDEN: &str = "fixtures/tools/inspect_damaged.txt";
+
+fn frames(payloads: &[&[u8]]) -> Vec<u8> {
+    payloads.iter().flat_map(|p| encode(p)).collect()
+}
+
+/// Three whole frames: 15, 13 and 16 bytes.
+fn clean() -> Vec<u8> {
+    frames(&[b"set x=1", b"set y", b"set z=33"])
+}
+
+/// The kinds of log every command is run on, and whether each is clean.
+fn kinds() -> Vec<(&'static str, Vec<u8>, bool)> {
+    let clean = clean();
+    let mut torn = clean.clone();
+    torn.extend_from_slice(&encode(b"half written")[..11]);
+    let mut zero_filled = clean.clone();
+    zero_filled.extend_from_slice(&[0; 4096]);
+    let mut bit_flipped = clean.clone();
+    bit_flipped[15 + 8 + 2] ^= 0x04; // a payload byte of the middle frame
+    let mut broken = clean.clone();
+    broken[15 + 3] = 0xff; // the middle frame's length word
+    vec![
+        ("clean", clean, true),
+        ("torn", torn, false),
+        ("zero-filled", zero_filled, true),
+        ("all-zero", vec![0; 4096], true),
+        ("bit-flipped", bit_flipped, false),
+        ("broken-framing", broken, false),
+    ]
+}
+
+/// A small log with every kind of damage inspect distinguishes.
+fn damaged() -> Vec<u8> {
+    let mut log = encode(br#"{"op":"set","key":"x","value":1}"#);
+    let mut rotten = encode(b"set y=2");
+    *rotten.last_mut().unwrap() ^= 1;
+    log.extend(rotten);
+    log.extend(encode("long ".repeat(30).as_bytes()));
+    let mut misframed = encode(b"lost frame");
+    misframed[3] = 0xff;
+    log.extend(misframed);
+    log.extend(encode("tab\there \"quoted\" é \u{1}".as_bytes()));
+    let mut unacked = encode(b"unacked write");
+    unacked[20] ^= 0x10;
+    log.extend(unacked);
+    log.extend([7, 0, 0]);
+    log
+}
+
+fn write_log(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, bytes).unwrap();
+    // An old mtime, so that any write would show.
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    path
+}
+
+fn tool(args: &[&str], path: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wal-node"))
+        .args(args)
+        .arg(path)
+        .env_remove("WAL_DIR")
+        .output()
+        .expect("run wal-node")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited normally")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The whole file and its mtime.
+fn snapshot(path: &Path) -> (Vec<u8>, SystemTime) {
+    (
+        fs::read(path).unwrap(),
+        fs::metadata(path).unwrap().modified().unwrap(),
+    )
+}
+
+/// Files saved beside `path` by a cut.
+fn saved_beside(path: &Path) -> Vec<PathBuf> {
+    let prefix = format!("{}.torn-", path.file_name().unwrap().to_str().unwrap());
+    let mut found: Vec<_> = fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(&prefix)
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn inspect_table_matches_golden_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), "n1.wal", &damaged());
+    let out = tool(&["inspect"], &path);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        fs::write(&golden, stdout(&out)).unwrap();
+    }
+    let want = fs::read_to_string(&golden).expect("golden file; UPDATE_GOLDEN=1 writes it");
+    assert_eq!(stdout(&out), want);
+}
+
+#[test]
+fn inspect_json_classifies_each_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes, _) in kinds() {
+        let path = write_log(dir.path(), name, &bytes);
+        let out = tool(&["inspect", "--json"], &path);
+        assert_eq!(code(&out), 0, "{name}: {}", stderr(&out));
+        let lines = json_lines(&out);
+        let statuses: Vec<&str> = lines
+            .iter()
+            .map(|l| match l["type"].as_str().unwrap() {
+                "frame" => l["status"].as_str().unwrap(),
+                other => other,
+            })
+            .collect();
+        let summary = lines.last().unwrap();
+        let want: &[&str] = match name {
+            "clean" | "zero-filled" => &["ok", "ok", "ok", "summary"],
+            "torn" => &["ok", "ok", "ok", "summary"],
+            "all-zero" => &["summary"],
+            "bit-flipped" => &["ok", "corrupt", "ok", "summary"],
+            "broken-framing" => &["ok", "damage", "ok", "summary"],
+            _ => unreachable!(),
+        };
+        assert_eq!(statuses, want, "{name}");
+        let free = if matches!(name, "zero-filled" | "all-zero") {
+            4096
+        } else {
+            0
+        };
+        assert_eq!(summary["free_bytes"], free, "{name}: zeros are free space");
+        assert_eq!(summary["torn_bytes"], if name == "torn" { 11 } else { 0 });
+        assert_eq!(summary["file_bytes"], bytes.len());
+    }
+}
+
+#[test]
+fn inspect_json_has_the_documented_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), "n1.wal", &damaged());
+    let lines = json_lines(&tool(&["inspect", "--json"], &path));
+    assert_eq!(lines[1]["type"], "frame");
+    assert_eq!(lines[1]["index"], 1);
+    assert_eq!(lines[1]["offset"], 40);
+    assert_eq!(lines[1]["length"], 7);
+    assert_eq!(lines[1]["status"], "corrupt");
+    assert_eq!(lines[1]["payload"], "set y=3");
+    assert_ne!(lines[1]["crc_stored"], lines[1]["crc_computed"]);
+    assert_eq!(lines[1]["crc_stored"].as_str().unwrap().len(), 8);
+    assert_eq!(lines[3]["type"], "damage");
+    assert_eq!(lines[3]["offset"], 213);
+    assert_eq!(lines[3]["resync_at"], 231);
+    assert_eq!(lines[4]["after_damage"], true);
+    assert_eq!(lines[5]["status"], "torn");
+    let summary = &lines[6];
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["entries"], 4);
+    assert_eq!(summary["total_bytes"], 40 + 15 + 158 + 30);
+    assert_eq!(summary["corrupt_entries"], 1);
+    assert_eq!(summary["torn_bytes"], 285 - 261);
+    assert_eq!(summary["damaged_bytes"], 18);
+}
+
+#[test]
+fn inspect_from_and_limit_choose_rows_but_not_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let payloads: Vec<Vec<u8>> = (0..10).map(|i| format!("entry {i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
+    let path = write_log(dir.path(), "n1.wal", &frames(&refs));
+    let lines = json_lines(&tool(
+        &["inspect", "--json", "--from", "3", "--limit", "4"],
+        &path,
+    ));
+    let indexes: Vec<u64> = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| l["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexes, [3, 4, 5, 6]);
+    assert_eq!(lines.last().unwrap()["entries"], 10);
+
+    let table = stdout(&tool(&["inspect", "--from", "8"], &path));
+    let rows: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows[0].contains("\"entry 8\"") && rows[1].contains("\"entry 9\""));
+    assert!(table.contains("entries:     10 ("), "{table}");
+}
+
+#[test]
+fn inspect_and_verify_never_change_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = kinds();
+    all.push(("damaged", damaged(), false));
+    for (name, bytes, _) in all {
+        let path = write_log(dir.path(), name, &bytes);
+        let before = snapshot(&path);
+        for args in [&["inspect"][..], &["inspect", "--json"], &["verify"]] {
+            let out = tool(args, &path);
+            assert!(code(&out) <= 1, "{name}: {args:?}: {}", stderr(&out));
+            assert_eq!(snapshot(&path), before, "{name}: {args:?} changed the file");
+        }
+        assert!(saved_beside(&path).is_empty(), "{name}: nothing saved");
+    }
+}
+
+#[test]
+fn verify_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes, is_clean) in kinds() {
+        let path = write_log(dir.path(), name, &bytes);
+        let out = tool(&["verify"], &path);
+        assert_eq!(code(&out), if is_clean { 0 } else { 1 }, "{name}");
+        assert_eq!(stdout(&out).lines().count(), 1, "{name}: one line");
+        let word = if is_clean { ": clean: " } else { ": damaged: " };
+        assert!(stdout(&out).contains(word), "{name}: {}", stdout(&out));
+    }
+    let missing = tool(&["verify"], &dir.path().join("missing.wal"));
+    assert_eq!(code(&missing), 2);
+    assert!(stderr(&missing).contains("missing.wal"));
+    assert_eq!(code(&tool(&["verify"], dir.path())), 2, "a directory");
+}
+
+#[test]
+fn verify_exits_2_on_an_unreadable_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), "n1.wal", &clean());
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
+    if fs::File::open(&path).is_ok() {
+        return; // Running as root: permissions do not stop reads.
+    }
+    assert_eq!(code(&tool(&["verify"], &path)), 2);
+}
+
+#[test]
+fn verify_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), "n1.wal", &kinds()[5].1);
+    let line = stdout(&tool(&["verify"], &path));
+    assert!(line.contains("broken framing at byte offset 15"), "{line}");
+    let path = write_log(dir.path(), "n2.wal", &kinds()[4].1);
+    let line = stdout(&tool(&["verify"], &path));
+    assert!(line.contains("1 entry with a bad checksum"), "{line}");
+}
+
+#[test]
+fn repair_leaves_logs_without_a_torn_tail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes, _) in kinds() {
+        if name == "torn" || name == "broken-framing" {
+            continue;
+        }
+        let path = write_log(dir.path(), name, &bytes);
+        let before = snapshot(&path);
+        let out = tool(&["repair"], &path);
+        assert_eq!(code(&out), 0, "{name}: {}", stderr(&out));
+        assert!(stdout(&out).contains("nothing to do"), "{name}");
+        assert_eq!(snapshot(&path), before, "{name}");
+        assert!(saved_beside(&path).is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn repair_cuts_a_torn_tail_and_saves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let torn = &kinds()[1].1;
+    let path = write_log(dir.path(), "n1.wal", torn);
+
+    let before = snapshot(&path);
+    let out = tool(&["repair", "--dry-run"], &path);
+    assert_eq!(code(&out), 0);
+    assert!(
+        stdout(&out).contains("would cut 11 bytes"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(snapshot(&path), before, "--dry-run changes nothing");
+    assert!(saved_beside(&path).is_empty());
+
+    let out = tool(&["repair"], &path);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        clean(),
+        "only whole frames remain"
+    );
+    let saved = saved_beside(&path);
+    assert_eq!(saved, [dir.path().join("n1.wal.torn-44")]);
+    assert_eq!(fs::read(&saved[0]).unwrap(), &torn[44..]);
+    assert_eq!(code(&tool(&["verify"], &path)), 0);
+}
+
+#[test]
+fn repair_cuts_a_torn_write_in_preallocated_zeros_but_not_the_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut unacked = encode(b"never acknowledged");
+    unacked[10] ^= 0x01;
+    let mut log = clean();
+    log.extend_from_slice(&unacked);
+    log.extend_from_slice(&[0; 4096]);
+    let path = write_log(dir.path(), "n1.wal", &log);
+
+    let lines = json_lines(&tool(&["inspect", "--json"], &path));
+    assert_eq!(lines[3]["status"], "torn");
+    assert_eq!(lines[4]["torn_bytes"], unacked.len());
+    assert_eq!(
+        lines[4]["free_bytes"], 0,
+        "zeros after a torn write are cut"
+    );
+
+    let out = tool(&["repair"], &path);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(fs::read(&path).unwrap(), clean());
+    assert_eq!(fs::read(&saved_beside(&path)[0]).unwrap(), unacked);
+}
+
+#[test]
+fn repair_refuses_broken_framing_unless_told_to_truncate() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = &kinds()[5].1;
+    let path = write_log(dir.path(), "n1.wal", broken);
+    let before = snapshot(&path);
+
+    for args in [&["repair"][..], &["repair", "--dry-run"]] {
+        let out = tool(args, &path);
+        assert_eq!(code(&out), 1, "{args:?}");
+        let why = stderr(&out);
+        assert!(why.contains("byte offset 15"), "{why}");
+        assert!(why.contains("the 29 bytes from byte offset 15"), "{why}");
+        assert!(
+            why.contains("1 readable frame (1 with a good checksum)"),
+            "{why}"
+        );
+        assert_eq!(snapshot(&path), before, "{args:?}");
+    }
+    let out = tool(&["repair", "--truncate-at-damage", "--dry-run"], &path);
+    assert_eq!(code(&out), 0);
+    assert_eq!(snapshot(&path), before, "--dry-run changes nothing");
+    assert!(saved_beside(&path).is_empty());
+
+    let out = tool(&["repair", "--truncate-at-damage"], &path);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(fs::read(&path).unwrap(), &broken[..15]);
+    let saved = saved_beside(&path);
+    assert_eq!(saved, [dir.path().join("n1.wal.torn-15")]);
+    assert_eq!(fs::read(&saved[0]).unwrap(), &broken[15..]);
+}
+
+#[test]
+fn repair_refuses_while_the_log_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), "n1.wal", &kinds()[1].1);
+    let before = snapshot(&path);
+    // The node's lock: flock on its own open file.
+    let held = fs::File::open(&path).unwrap();
+    held.lock().unwrap();
+    let out = tool(&["repair"], &path);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("locked"), "{}", stderr(&out));
+    assert_eq!(snapshot(&path), before);
+}
+
+#[test]
+fn help_and_bad_arguments() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wal-node"))
+            .args(args)
+            .env_remove("WAL_DIR")
+            .output()
+            .unwrap()
+    };
+    for cmd in ["inspect", "verify", "repair"] {
+        let out = run(&[cmd, "--help"]);
+        assert_eq!(code(&out), 0, "{cmd} --help");
+        assert!(stdout(&out).contains(&format!("Usage: wal-node {cmd}")));
+    }
+    assert_eq!(code(&run(&["--help"])), 0);
+    // clap prints usage for a missing or unknown argument, and a pointer to
+    // --help for a bad value; both exit 2.
+    for (bad, shows) in [
+        (&["inspect"][..], "Usage: wal-node inspect"),
+        (&["inspect", "--bogus", "x"], "Usage: wal-node inspect"),
+        (&["repair", "a", "b"], "Usage: wal-node repair"),
+        (&["--dir", "d", "verify", "x"], "Usage: wal-node"),
+        (&["inspect", "--limit", "many", "x"], "--help"),
+        (&["verify", "--max-entry-bytes", "0", "x"], "--help"),
+    ] {
+        let out = run(bad);
+        assert_eq!(code(&out), 2, "{bad:?}");
+        assert!(stderr(&out).contains(shows), "{bad:?}: {}", stderr(&out));
+    }
+}
