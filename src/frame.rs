@@ -85,6 +85,9 @@ pub enum HeaderDefect {
     ZeroLength,
     TooLong,
     PastEndOfFile,
+    /// Found by replay, not by `Header::defect`: the frame's CRC fails and a
+    /// whole frame starts inside the bytes its length word claims.
+    SwallowsWholeFrame,
 }
 
 impl std::fmt::Display for HeaderDefect {
@@ -93,6 +96,9 @@ impl std::fmt::Display for HeaderDefect {
             HeaderDefect::ZeroLength => "length word is 0",
             HeaderDefect::TooLong => "length word exceeds --max-entry-bytes",
             HeaderDefect::PastEndOfFile => "frame runs past the end of the file",
+            HeaderDefect::SwallowsWholeFrame => {
+                "checksum fails and a whole frame starts inside the bytes its length word claims"
+            }
         })
     }
 }

@@ -164,11 +164,19 @@ pub fn scan(
     let tail = loop {
         let remaining = file_len - pos;
         if remaining == 0 {
-            break torn_or(suspects, TornReason::ChecksumMismatch, Tail::Clean);
+            break after_suspects(
+                &mut src,
+                suspects,
+                data_end,
+                pos,
+                max_entry_bytes,
+                Tail::Clean,
+            )?;
         }
         if remaining < HEADER_LEN as u64 {
             if src.all_zero(pos)? {
-                break torn_or(suspects, TornReason::ChecksumMismatch, zeros(file_len, pos));
+                let free = zeros(file_len, pos);
+                break after_suspects(&mut src, suspects, data_end, pos, max_entry_bytes, free)?;
             }
             frame_end = file_len;
             break Tail::Torn {
@@ -177,14 +185,27 @@ pub fn scan(
             };
         }
         let header = Header::decode(src.bytes(pos, HEADER_LEN)?);
-        if let Some(defect) = header.defect(pos, file_len, max_entry_bytes) {
+        let defect = match header.defect(pos, file_len, max_entry_bytes) {
+            // Written under a larger --max-entry-bytes: the limit is for new
+            // appends, and a frame whose CRC matches is whole, not damage.
+            Some(HeaderDefect::TooLong)
+                if header.defect(pos, file_len, u32::MAX).is_none()
+                    && src.checksum(pos + HEADER_LEN as u64, header.length.into())?
+                        == header.crc =>
+            {
+                None
+            }
+            other => other,
+        };
+        if let Some(defect) = defect {
             if defect == HeaderDefect::ZeroLength && src.all_zero(pos)? {
-                break torn_or(suspects, TornReason::ChecksumMismatch, zeros(file_len, pos));
+                let free = zeros(file_len, pos);
+                break after_suspects(&mut src, suspects, data_end, pos, max_entry_bytes, free)?;
             }
             if defect == HeaderDefect::PastEndOfFile {
                 frame_end = file_len;
             }
-            break match resync(&mut src, pos + 1, max_entry_bytes)? {
+            break match resync(&mut src, pos + 1, file_len, max_entry_bytes)? {
                 Some(resync_at) => Tail::BrokenFraming {
                     offset: pos,
                     defect,
@@ -239,12 +260,32 @@ pub fn scan(
     })
 }
 
-fn torn_or(suspects: u64, reason: TornReason, otherwise: Tail) -> Tail {
-    if suspects > 0 {
-        Tail::Torn { len: 0, reason }
-    } else {
-        otherwise
+/// What ends the log when nothing but zeros (or nothing) follows `pos`,
+/// after `suspects` frames from `data_end` whose CRC fails. A torn tail
+/// holds no whole frame: if one starts among them, their first length word
+/// was damaged and they swallowed acknowledged frames (broken framing).
+fn after_suspects(
+    src: &mut Window,
+    suspects: u64,
+    data_end: u64,
+    pos: u64,
+    max_entry_bytes: u32,
+    otherwise: Tail,
+) -> io::Result<Tail> {
+    if suspects == 0 {
+        return Ok(otherwise);
     }
+    Ok(match resync(src, data_end + 1, pos, max_entry_bytes)? {
+        Some(resync_at) => Tail::BrokenFraming {
+            offset: data_end,
+            defect: HeaderDefect::SwallowsWholeFrame,
+            resync_at,
+        },
+        None => Tail::Torn {
+            len: 0,
+            reason: TornReason::ChecksumMismatch,
+        },
+    })
 }
 
 fn zeros(file_len: u64, pos: u64) -> Tail {
@@ -253,14 +294,19 @@ fn zeros(file_len: u64, pos: u64) -> Tail {
     }
 }
 
-/// The first position at or after `from` where a whole frame starts.
+/// The first position in `[from, before)` where a whole frame starts.
 ///
 /// Byte by byte: only reached on a damaged file, and most positions are
 /// rejected by the length word before any CRC is computed.
-fn resync(src: &mut Window, from: u64, max_entry_bytes: u32) -> io::Result<Option<u64>> {
+fn resync(
+    src: &mut Window,
+    from: u64,
+    before: u64,
+    max_entry_bytes: u32,
+) -> io::Result<Option<u64>> {
     let file_len = src.file_len;
     let mut pos = from;
-    while pos + HEADER_LEN as u64 <= file_len {
+    while pos < before && pos + HEADER_LEN as u64 <= file_len {
         let header = Header::decode(src.bytes(pos, HEADER_LEN)?);
         if header.defect(pos, file_len, max_entry_bytes).is_none() {
             let payload = src.bytes(pos + HEADER_LEN as u64, header.length as usize)?;
@@ -303,6 +349,19 @@ impl<'f> Window<'f> {
         }
         let at = (pos - self.buf_start) as usize;
         Ok(&self.buf[at..at + len])
+    }
+
+    /// CRC-32 of `[from, from + len)`, read in chunks so that a length word
+    /// is never trusted with an allocation before its CRC is known.
+    fn checksum(&mut self, from: u64, len: u64) -> io::Result<u32> {
+        let mut hasher = crc32fast::Hasher::new();
+        let mut pos = from;
+        while pos < from + len {
+            let n = (CHUNK as u64).min(from + len - pos) as usize;
+            hasher.update(self.bytes(pos, n)?);
+            pos += n as u64;
+        }
+        Ok(hasher.finalize())
     }
 
     fn all_zero(&mut self, from: u64) -> io::Result<bool> {
@@ -428,6 +487,40 @@ mod tests {
             }
         );
         assert_eq!(r.damaged_bytes(), 36);
+    }
+
+    #[test]
+    fn a_whole_frame_over_a_lowered_limit_is_still_whole() {
+        let bytes = log(&["small", &"x".repeat(2000)]);
+        let (r, _) = scan_with_limit(&bytes, 1000);
+        assert_eq!((r.entries(), r.tail), (2, Tail::Clean));
+        let mut damaged = bytes.clone();
+        *damaged.last_mut().unwrap() ^= 1;
+        let (r, _) = scan_with_limit(&damaged, 1000);
+        assert_eq!(
+            r.entries(),
+            1,
+            "over the limit and failing its CRC: not whole"
+        );
+    }
+
+    #[test]
+    fn a_length_word_that_swallows_whole_frames_is_broken_framing_not_a_torn_tail() {
+        // Frame 1's length grown so it covers frames 2 and 3 and runs into
+        // the zero tail: cutting it as torn would drop acknowledged entries.
+        let mut bytes = log(&["aaaa", "bbbb", "cccc", "dddd"]);
+        bytes[12..16].copy_from_slice(&100u32.to_le_bytes());
+        bytes.extend([0; 200]);
+        let (r, _) = scan_bytes(&bytes);
+        assert_eq!(r.entries(), 1);
+        assert_eq!(
+            r.tail,
+            Tail::BrokenFraming {
+                offset: 12,
+                defect: HeaderDefect::SwallowsWholeFrame,
+                resync_at: 24
+            }
+        );
     }
 
     #[test]

@@ -58,14 +58,24 @@ impl std::fmt::Display for OpenError {
                     offset,
                     defect,
                     resync_at,
-                } => write!(
-                    f,
-                    "log {} has broken framing at byte offset {offset} ({defect}) with a whole \
-                     frame at {resync_at} after it: acknowledged data is damaged; {} entries \
-                     before it are intact; the file was left untouched",
-                    path.display(),
-                    report.entries()
-                ),
+                } => {
+                    write!(
+                        f,
+                        "log {} has broken framing at byte offset {offset} ({defect}) with a whole \
+                         frame at {resync_at} after it: acknowledged data is damaged. The {} \
+                         entries before byte offset {} are intact",
+                        path.display(),
+                        report.entries(),
+                        report.data_end
+                    )?;
+                    if report.data_end < offset {
+                        write!(
+                            f,
+                            " (the frames from there to {offset} fail their checksum)"
+                        )?;
+                    }
+                    write!(f, "; the file was left untouched")
+                }
                 _ => write!(f, "log {} is damaged", path.display()),
             },
             OpenError::Io(e) => write!(f, "{e:#}"),
@@ -174,16 +184,33 @@ impl Wal {
             .with_context(|| format!("reading the size of {name}"))?
             .len();
         let mut index = Index::default();
+        let mut failing = Vec::new();
         let report = recovery::scan(&file, file_len, 0, 0, opts.max_entry_bytes, |f| {
-            index.push(f.offset)
+            index.push(f.offset);
+            if !f.crc_ok() {
+                failing.push(f.index);
+            }
         })
         .with_context(|| format!("replaying {name}"))?;
         index.truncate(report.end_index);
         if report.corrupt_entries > 0 {
+            let listed: Vec<String> = failing
+                .iter()
+                .filter(|&&i| i < report.end_index)
+                .take(20)
+                .map(u64::to_string)
+                .collect();
+            let more = if report.corrupt_entries > 20 {
+                ", ..."
+            } else {
+                ""
+            };
             eprintln!(
-                "wal-node: {name}: {} entries fail their checksum (bit rot in acknowledged data); \
-                 they stay at their offsets and read back with checksum_valid=false",
-                report.corrupt_entries
+                "wal-node: {name}: {} entries fail their checksum (bit rot in acknowledged data): \
+                 offsets {}{more}. They stay at their offsets and read back with \
+                 checksum_valid=false; `wal-node inspect` shows them",
+                report.corrupt_entries,
+                listed.join(", ")
             );
         }
         let needs_cut = match report.tail {
