@@ -1,0 +1,282 @@
+//! Helpers shared by the crash-safety tests (`tests/crash_*.rs`) only.
+//!
+//! The log format is re-implemented here from its description (README "File
+//! format": `[u32 LE length][u32 LE CRC-32 IEEE of payload][payload]`, frames
+//! back to back from byte 0, zeros after the last frame = end of log), so the
+//! tests check the files against the spec rather than against the crate's own
+//! codec.
+#![allow(dead_code)]
+
+use crate::common;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+use wal_node::wal::{Options, Recover, Wal};
+
+pub const HEADER: usize = 8;
+/// The node's default `--max-entry-bytes`.
+pub const MAX_ENTRY: u32 = 1 << 20;
+
+/// One whole frame for `payload`, encoded from the spec.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The frames for `payloads`, back to back, and each frame's start offset.
+pub fn frames(payloads: &[Vec<u8>]) -> (Vec<u8>, Vec<u64>) {
+    let mut out = Vec::new();
+    let mut starts = Vec::new();
+    for p in payloads {
+        starts.push(out.len() as u64);
+        out.extend_from_slice(&frame(p));
+    }
+    (out, starts)
+}
+
+/// Strictly parses a log file as the spec says a healthy one looks: whole
+/// frames with matching CRCs from byte 0, then nothing but zero bytes (or
+/// nothing). Returns the payloads and the end of the last frame, or a
+/// description of the first thing that is not so.
+pub fn parse_whole_frames(bytes: &[u8]) -> Result<(Vec<Vec<u8>>, u64), String> {
+    let mut pos = 0usize;
+    let mut payloads = Vec::new();
+    while pos < bytes.len() {
+        if bytes.len() - pos < HEADER {
+            if bytes[pos..].iter().all(|&b| b == 0) {
+                break;
+            }
+            return Err(format!(
+                "{} trailing bytes at offset {pos} are neither a whole header nor zeros: {:?}",
+                bytes.len() - pos,
+                &bytes[pos..]
+            ));
+        }
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap());
+        if len == 0 {
+            if let Some(i) = bytes[pos..].iter().position(|&b| b != 0) {
+                return Err(format!(
+                    "zero length word at offset {pos} (end of log) but a non-zero byte follows at \
+                     offset {}",
+                    pos + i
+                ));
+            }
+            break;
+        }
+        if pos + HEADER + len > bytes.len() {
+            return Err(format!(
+                "frame at offset {pos} announces {len} payload bytes but the file ends at {}: half \
+                 a frame",
+                bytes.len()
+            ));
+        }
+        let payload = &bytes[pos + HEADER..pos + HEADER + len];
+        if crc32fast::hash(payload) != crc {
+            return Err(format!(
+                "frame {} at offset {pos} ({len} bytes) fails its CRC",
+                payloads.len()
+            ));
+        }
+        payloads.push(payload.to_vec());
+        pos += HEADER + len;
+    }
+    let end = payloads.iter().map(|p| (HEADER + p.len()) as u64).sum();
+    Ok((payloads, end))
+}
+
+/// `bytes` without its trailing zero bytes.
+pub fn trim_zeros(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    &bytes[..end]
+}
+
+/// Options as the node uses them by default.
+pub fn opts() -> Options {
+    Options {
+        max_entry_bytes: MAX_ENTRY,
+        recover: Recover::Refuse,
+    }
+}
+
+pub fn opts_truncate() -> Options {
+    Options {
+        max_entry_bytes: MAX_ENTRY,
+        recover: Recover::Truncate,
+    }
+}
+
+/// Opens `path` with the library, panicking with the error's text.
+pub fn open(path: &Path) -> Wal {
+    match Wal::open(path, opts()) {
+        Ok((wal, _)) => wal,
+        Err(e) => panic!("opening {} failed: {e}", path.display()),
+    }
+}
+
+/// Every `<log>.torn-*` file beside `log`, sorted.
+pub fn torn_files(log: &Path) -> Vec<PathBuf> {
+    let dir = log.parent().expect("log has a directory");
+    let prefix = format!("{}.torn-", log.file_name().unwrap().to_string_lossy());
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The saved-bytes file replay should create for a cut at `offset`.
+pub fn torn_path(log: &Path, offset: u64) -> PathBuf {
+    PathBuf::from(format!("{}.torn-{offset}", log.display()))
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("creating a temporary directory")
+}
+
+/// Request lines for `init` of node `n1` followed by appends of `payloads`.
+pub fn init_and_appends(payloads: &[&str]) -> Vec<u8> {
+    let mut input = common::init_line("n1");
+    input.push('\n');
+    for (i, p) in payloads.iter().enumerate() {
+        let body = json!({"type": "wal_append", "msg_id": 10 + i as u64, "payload": p});
+        input.push_str(&common::line("c1", body));
+        input.push('\n');
+    }
+    input.into_bytes()
+}
+
+/// Joins request lines into one input.
+pub fn input_of(lines: &[String]) -> Vec<u8> {
+    let mut input = String::new();
+    for l in lines {
+        input.push_str(l);
+        input.push('\n');
+    }
+    input.into_bytes()
+}
+
+/// A request line from client c1 with `msg_id` set.
+pub fn req(msg_id: u64, mut body: Value) -> String {
+    body["msg_id"] = json!(msg_id);
+    common::line("c1", body)
+}
+
+/// Sends every body without waiting, then collects the replies in order,
+/// checking each answers its request. Returns the reply bodies.
+pub fn pipelined(node: &mut common::Running, first_msg_id: u64, bodies: &[Value]) -> Vec<Value> {
+    let mut chunk = String::new();
+    for (i, b) in bodies.iter().enumerate() {
+        chunk.push_str(&req(first_msg_id + i as u64, b.clone()));
+        chunk.push('\n');
+        if chunk.len() > 32 << 10 {
+            chunk.pop();
+            node.send_line(&chunk);
+            chunk.clear();
+        }
+    }
+    if !chunk.is_empty() {
+        chunk.pop();
+        node.send_line(&chunk);
+    }
+    (0..bodies.len())
+        .map(|i| {
+            let reply = node.recv();
+            assert_eq!(
+                reply["body"]["in_reply_to"],
+                json!(first_msg_id + i as u64),
+                "replies out of order: {reply}"
+            );
+            reply["body"].clone()
+        })
+        .collect()
+}
+
+/// A small deterministic generator (xorshift64*), seeded so a failure can be
+/// replayed: the seed comes from `CRASH_SEED` if set, else from the clock,
+/// and tests print it.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn from_env(test: &str) -> Rng {
+        let seed = std::env::var("CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("{test}: seed {seed} (set CRASH_SEED={seed} to replay)");
+        Rng::new(seed)
+    }
+
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo)
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+
+    /// `n` random bytes none of which is zero.
+    pub fn nonzero_bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.range(1, 256)) as u8).collect()
+    }
+}
+
+/// A payload of exactly `len` bytes of printable text, tagged with `tag`.
+pub fn text_payload(tag: &str, len: usize) -> String {
+    let mut s = String::from(tag);
+    let filler = "abcdefghijklmnopqrstuvwxyz0123456789-";
+    let mut i = 0;
+    while s.len() < len {
+        s.push(filler.as_bytes()[i % filler.len()] as char);
+        i += 1;
+    }
+    s.truncate(len);
+    s
+}
+
+/// Starts the node through `bash -c 'exec ...'` with its stderr appended to
+/// `stderr_to` (so a test can read it, and it does not clutter the test's
+/// output). `exec` keeps the pid, so killing the child kills the node.
+/// `prelude` runs in bash first (e.g. `ulimit -f 64`).
+pub fn spawn_logged(prelude: &str, args: &[&str], stderr_to: &Path) -> common::Running {
+    let script = format!("{prelude}\nexec \"$0\" \"$@\" 2>>\"$WAL_TEST_STDERR\"");
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c")
+        .arg(script)
+        .arg(common::bin())
+        .args(args)
+        .env("WAL_TEST_STDERR", stderr_to);
+    common::Running::spawn_with(&mut cmd)
+}
+
+/// The file at `path` as text, or an empty string.
+pub fn read_text(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
