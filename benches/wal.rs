@@ -1,0 +1,521 @@
+//! `cargo bench --bench wal`: the group-commit benchmark of issue 4.
+//!
+//! Prints one markdown table; every row is measured in this run, in one
+//! temporary directory under `target/tmp` (the crate's own filesystem, not a
+//! tmpfs `/tmp`; `WAL_BENCH_DIR=<dir>` puts it elsewhere). Progress and the
+//! individual runs go to stderr, the table to stdout.
+//!
+//! Rows:
+//! - raw append / raw overwrite: `pwrite` of one frame + `fdatasync`, one at a
+//!   time, growing a file vs overwriting a zero-filled one (references).
+//! - pipe floor: this executable re-run with `WAL_BENCH_PIPE_FLOOR=<file>`:
+//!   read a line, overwrite a frame, `fdatasync`, answer a fixed line
+//!   (reference: the best any node can do behind a pipe on this disk).
+//! - closed loop: the real node, one request in flight, same client as the
+//!   floor; raw loops, floor and node alternate over several rounds and the
+//!   best round of each is kept.
+//! - pipelined: 100,000 appends written at once, default batching vs
+//!   `--max-batch 1`; syncs per append counted under `strace` in a separate run.
+//! - replay: `Wal::open` of a 1 GiB log vs a raw sequential read, both warm.
+//! - memory: the node's VmHWM after 1,000,000 pipelined appends.
+
+mod support;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::client::{Peer, append_line, init_line};
+use support::report::{Row, Table, count, machine_description, mib};
+use wal_node::frame;
+use wal_node::wal::{Options, Recover, Wal};
+
+/// The node binary cargo built for this bench (target/release/wal-node).
+const NODE: &str = env!("CARGO_BIN_EXE_wal-node");
+/// Set to a file path, this executable acts as the pipe-floor process.
+const FLOOR_ENV: &str = "WAL_BENCH_PIPE_FLOOR";
+
+/// Payload of every closed-loop and pipelined append.
+const PAYLOAD: usize = 100;
+/// Measured appends per closed-loop run (raw loops, floor, node alike).
+const CLOSED_LOOP: usize = 3_000;
+/// Untimed appends before each closed-loop measurement.
+const WARMUP: usize = 100;
+/// Alternating rounds of the closed-loop rows; the best of each is kept.
+const ROUNDS: usize = 5;
+const PIPELINED: usize = 100_000;
+/// `--max-batch 1` pays one sync per append: a shorter run, same rate.
+const PIPELINED_MAX_BATCH_1: usize = 10_000;
+/// Alternating rounds of the two pipelined runs; the best of each is kept.
+const PIPELINED_ROUNDS: usize = 2;
+const REPLAY_FILE_BYTES: u64 = 1 << 30;
+const REPLAY_PAYLOAD: usize = 1000;
+const REPLAY_ROUNDS: usize = 3;
+const MEMORY_APPENDS: usize = 1_000_000;
+const MEMORY_PAYLOAD: usize = 16;
+/// Zero-filled space given to the raw overwrite loop and the pipe floor.
+const PREALLOCATED: u64 = 16 << 20;
+
+fn main() {
+    if let Some(path) = std::env::var_os(FLOOR_ENV) {
+        support::floor::serve(Path::new(&path), PAYLOAD);
+        return;
+    }
+    if !std::env::args().any(|a| a == "--bench") {
+        // `cargo test --all-targets` runs bench targets without `--bench`.
+        eprintln!("wal bench: not under `cargo bench`, skipping (run `cargo bench --bench wal`)");
+        return;
+    }
+    let base: std::path::PathBuf = std::env::var_os("WAL_BENCH_DIR")
+        .map_or_else(|| env!("CARGO_TARGET_TMPDIR").into(), Into::into);
+    std::fs::create_dir_all(&base).expect("creating the bench directory");
+    let dir = tempfile::Builder::new()
+        .prefix("wal-bench-")
+        .tempdir_in(&base)
+        .expect("creating a temporary directory for the bench");
+    let started = Instant::now();
+
+    println!("{}", machine_description(dir.path()));
+    let mut table = Table::default();
+    closed_loop_rows(dir.path(), &mut table);
+    pipelined_row(dir.path(), &mut table);
+    replay_row(dir.path(), &mut table);
+    memory_row(dir.path(), &mut table);
+    println!("{table}");
+    println!(
+        "Closed-loop rows: {CLOSED_LOOP} appends of {PAYLOAD} B per run after {WARMUP} untimed, \
+         best of {ROUNDS} alternating rounds; pipelined: best of {PIPELINED_ROUNDS}; replay: best \
+         of {REPLAY_ROUNDS}. Total bench time {:.0} s.",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn rate(n: usize, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64()
+}
+
+fn best(rates: &[f64]) -> f64 {
+    rates.iter().copied().fold(0.0, f64::max)
+}
+
+fn payload(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Closed loop: raw append, raw overwrite, pipe floor, node.
+
+fn closed_loop_rows(dir: &Path, table: &mut Table) {
+    let frame = frame::encode(&payload(PAYLOAD));
+    let payload = String::from_utf8(payload(PAYLOAD)).expect("ASCII");
+    let requests: Vec<Vec<u8>> = (0..WARMUP + CLOSED_LOOP)
+        .map(|i| {
+            let mut line = Vec::new();
+            append_line(&mut line, i as u64 + 1, &payload);
+            line
+        })
+        .collect();
+    let (mut append, mut overwrite, mut floor, mut node) = (vec![], vec![], vec![], vec![]);
+    for round in 0..ROUNDS {
+        append.push(raw_loop(
+            &dir.join(format!("raw-append-{round}")),
+            &frame,
+            false,
+        ));
+        overwrite.push(raw_loop(
+            &dir.join(format!("raw-overwrite-{round}")),
+            &frame,
+            true,
+        ));
+        let floor_file = dir.join(format!("floor-{round}"));
+        drop(zero_filled(&floor_file, PREALLOCATED));
+        let mut cmd = Command::new(std::env::current_exe().expect("the bench's own path"));
+        cmd.env(FLOOR_ENV, &floor_file);
+        floor.push(drive_closed_loop(
+            Peer::spawn(&mut cmd, dir, "floor"),
+            &requests,
+        ));
+        std::fs::remove_file(&floor_file).expect("removing the floor's file");
+        let node_dir = dir.join(format!("closed-{round}"));
+        let mut cmd = Command::new(NODE);
+        cmd.arg("--dir").arg(&node_dir);
+        node.push(drive_closed_loop(
+            Peer::spawn(&mut cmd, dir, "node"),
+            &requests,
+        ));
+        std::fs::remove_dir_all(&node_dir).expect("removing the node's log");
+        eprintln!(
+            "closed loop round {}: raw append {:.0}/s, raw overwrite {:.0}/s, pipe floor {:.0}/s, node {:.0}/s",
+            round + 1,
+            append[round],
+            overwrite[round],
+            floor[round],
+            node[round]
+        );
+    }
+    let (append, overwrite, floor, node) =
+        (best(&append), best(&overwrite), best(&floor), best(&node));
+    table.push(Row::reference(
+        "raw append",
+        "pwrite of one frame at the end of a growing file + fdatasync, one at a time",
+        format!("{} appends/s", count(append)),
+    ));
+    table.push(Row::reference(
+        "raw overwrite",
+        "the same loop overwriting a zero-filled, already allocated file: the disk's limit",
+        format!(
+            "{} appends/s ({:.2} × raw append)",
+            count(overwrite),
+            overwrite / append
+        ),
+    ));
+    table.push(Row::reference(
+        "pipe floor",
+        "bench-only process: read a line, overwrite a frame in a preallocated file, fdatasync, \
+         answer a fixed line; one request in flight",
+        format!(
+            "{} appends/s ({:.2} × raw append)",
+            count(floor),
+            floor / append
+        ),
+    ));
+    let ratio = node / floor;
+    table.push(Row::checked(
+        "closed loop",
+        "wal-node, one wal_append in flight (same client as the floor)",
+        format!("{} appends/s", count(node)),
+        format!("{ratio:.2} × pipe floor, {:.2} × raw append", node / append),
+        "≥ 0.9 × pipe floor",
+        ratio >= 0.9,
+    ));
+}
+
+/// Appends/s of `pwrite` + `fdatasync` of `frame`, one at a time, into a new
+/// file (`overwrite` false: the file grows) or into zeros written and synced
+/// beforehand (`overwrite` true). The file is removed afterwards.
+fn raw_loop(path: &Path, frame: &[u8], overwrite: bool) -> f64 {
+    let file = if overwrite {
+        zero_filled(path, PREALLOCATED)
+    } else {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .expect("creating the raw append file")
+    };
+    let mut end = 0u64;
+    let mut step = || {
+        file.write_all_at(frame, end).expect("raw write");
+        end += frame.len() as u64;
+        file.sync_data().expect("raw fdatasync");
+    };
+    for _ in 0..WARMUP {
+        step();
+    }
+    let start = Instant::now();
+    for _ in 0..CLOSED_LOOP {
+        step();
+    }
+    let elapsed = start.elapsed();
+    std::fs::remove_file(path).expect("removing a raw loop file");
+    rate(CLOSED_LOOP, elapsed)
+}
+
+/// A file of `len` zero bytes, written (not fallocated) and synced, so
+/// overwriting it changes data only.
+fn zero_filled(path: &Path, len: u64) -> File {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .expect("creating a zero-filled file");
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at).expect("writing zeros");
+        at += n as u64;
+    }
+    file.sync_all().expect("syncing zeros");
+    file
+}
+
+/// Sends `init`, then `requests` one at a time (each waits for its reply),
+/// timing all but the first `WARMUP`. Returns appends/s.
+fn drive_closed_loop(mut peer: Peer, requests: &[Vec<u8>]) -> f64 {
+    peer.call(init_line().as_bytes());
+    let (warmup, measured) = requests.split_at(WARMUP);
+    for request in warmup {
+        peer.call_append(request);
+    }
+    let start = Instant::now();
+    for request in measured {
+        peer.call_append(request);
+    }
+    let elapsed = start.elapsed();
+    peer.finish();
+    rate(measured.len(), elapsed)
+}
+
+// ---------------------------------------------------------------------------
+// Pipelined: all appends written at once.
+
+struct Pipelined {
+    rate: f64,
+    /// VmHWM of the node after the last reply, before its stdin closes.
+    hwm_bytes: Option<u64>,
+    /// VmHWM right after `init`, before any append.
+    hwm_after_init: Option<u64>,
+}
+
+/// Runs `cmd` (a node), sends `init`, then writes `n` appends of
+/// `payload_len` bytes from a writer thread while this thread counts the
+/// replies. Times from the first append written to the last reply read.
+fn pipelined(mut cmd: Command, dir: &Path, n: usize, payload_len: usize, hwm: bool) -> Pipelined {
+    let payload = String::from_utf8(payload(payload_len)).expect("ASCII");
+    let mut input = Vec::with_capacity(n * (payload_len + 96));
+    for i in 0..n {
+        append_line(&mut input, i as u64 + 1, &payload);
+    }
+    let mut peer = Peer::spawn(&mut cmd, dir, "pipelined");
+    peer.call(init_line().as_bytes());
+    let hwm_after_init = hwm.then(|| peer.vm_hwm());
+    let mut stdin = peer.take_stdin();
+    let start = Instant::now();
+    let writer = std::thread::spawn(move || {
+        stdin
+            .write_all(&input)
+            .expect("writing appends to the node");
+        stdin
+    });
+    for _ in 0..n {
+        peer.read_append_reply();
+    }
+    let elapsed = start.elapsed();
+    let hwm_bytes = hwm.then(|| peer.vm_hwm());
+    drop(writer.join().expect("the writer thread"));
+    peer.finish();
+    Pipelined {
+        rate: rate(n, elapsed),
+        hwm_bytes,
+        hwm_after_init,
+    }
+}
+
+fn node_cmd(dir: &Path, max_batch: Option<u32>) -> Command {
+    let mut cmd = Command::new(NODE);
+    cmd.arg("--dir").arg(dir);
+    if let Some(m) = max_batch {
+        cmd.arg("--max-batch").arg(m.to_string());
+    }
+    cmd
+}
+
+fn pipelined_row(dir: &Path, table: &mut Table) {
+    let (mut batched, mut single) = (vec![], vec![]);
+    for round in 0..PIPELINED_ROUNDS {
+        let log_dir = dir.join(format!("pipelined-batched-{round}"));
+        batched.push(pipelined(node_cmd(&log_dir, None), dir, PIPELINED, PAYLOAD, false).rate);
+        std::fs::remove_dir_all(&log_dir).expect("removing a log");
+        let log_dir = dir.join(format!("pipelined-max-batch-1-{round}"));
+        let cmd = node_cmd(&log_dir, Some(1));
+        single.push(pipelined(cmd, dir, PIPELINED_MAX_BATCH_1, PAYLOAD, false).rate);
+        std::fs::remove_dir_all(&log_dir).expect("removing a log");
+        eprintln!(
+            "pipelined round {}: default batching {:.0} appends/s, --max-batch 1 {:.0} appends/s",
+            round + 1,
+            batched[round],
+            single[round]
+        );
+    }
+    let (batched, single) = (best(&batched), best(&single));
+    let syncs = count_syncs(dir);
+    let syncs_text = match syncs {
+        Some(s) => format!(
+            "{:.5} syncs/append ({s} fdatasyncs for {} appends, in a separate run under strace)",
+            s as f64 / PIPELINED as f64,
+            count(PIPELINED as f64)
+        ),
+        None => "syncs/append n/a (no usable strace)".into(),
+    };
+    let ratio = batched / single;
+    table.push(Row::checked(
+        "pipelined",
+        "100,000 appends of 100 B written at once; default batching vs --max-batch 1 \
+         (measured on 10,000 appends: one sync each)",
+        format!(
+            "{} vs {} appends/s; {syncs_text}",
+            count(batched),
+            count(single)
+        ),
+        format!("{ratio:.0} ×"),
+        "≥ 50 ×",
+        ratio >= 50.0,
+    ));
+}
+
+/// fdatasync calls of the node serving `PIPELINED` pipelined appends with
+/// default batching, counted by `strace -c` in a run of its own (the
+/// tracing slows the node, so that run is not timed). `None` without strace.
+fn count_syncs(dir: &Path) -> Option<u64> {
+    let summary = dir.join("strace-summary.txt");
+    let log_dir = dir.join("pipelined-strace");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "--seccomp-bpf", "-c", "-e", "trace=fdatasync", "-o"])
+        .arg(&summary)
+        .arg(NODE)
+        .arg("--dir")
+        .arg(&log_dir);
+    let usable = Command::new("strace")
+        .args(["-f", "--seccomp-bpf", "-c", "-e", "trace=fdatasync", "-o"])
+        .arg(dir.join("strace-probe.txt"))
+        .arg("true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !usable {
+        return None;
+    }
+    pipelined(cmd, dir, PIPELINED, PAYLOAD, false);
+    let _ = std::fs::remove_dir_all(&log_dir);
+    let text = std::fs::read_to_string(&summary).ok()?;
+    // `% time  seconds  usecs/call  calls  [errors]  syscall`
+    let calls = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|w| w.last() == Some(&"fdatasync"))
+        .map_or(Some(0), |w| w.get(3).and_then(|c| c.parse().ok()));
+    eprintln!("strace counted {calls:?} fdatasyncs for {PIPELINED} appends");
+    calls
+}
+
+// ---------------------------------------------------------------------------
+// Replay.
+
+fn replay_row(dir: &Path, table: &mut Table) {
+    let path = dir.join("replay.wal");
+    eprintln!("replay: writing a {} MiB log...", REPLAY_FILE_BYTES >> 20);
+    let entries = write_replay_log(&path);
+    let opts = Options {
+        max_entry_bytes: frame::DEFAULT_MAX_ENTRY_BYTES,
+        recover: Recover::Refuse,
+    };
+    raw_read(&path); // Warm the page cache.
+    let (mut raw, mut replay) = (vec![], vec![]);
+    for round in 0..REPLAY_ROUNDS {
+        raw.push(raw_read(&path));
+        let start = Instant::now();
+        let (wal, cut) = Wal::open(&path, opts).unwrap_or_else(|e| panic!("replay failed: {e}"));
+        let elapsed = start.elapsed();
+        assert_eq!(wal.entries(), entries, "replay found every entry");
+        assert!(cut.is_none(), "replay cut nothing");
+        drop(wal);
+        replay.push(elapsed);
+        eprintln!(
+            "replay round {}: raw read {:.3} s, Wal::open {:.3} s",
+            round + 1,
+            raw[round].as_secs_f64(),
+            elapsed.as_secs_f64()
+        );
+    }
+    std::fs::remove_file(&path).expect("removing the replay log");
+    let raw = raw.into_iter().min().expect("rounds");
+    let replay = replay.into_iter().min().expect("rounds");
+    let mb_s = |d: Duration| REPLAY_FILE_BYTES as f64 / 1e6 / d.as_secs_f64();
+    let ratio = mb_s(replay) / mb_s(raw);
+    table.push(Row::checked(
+        "replay",
+        "Wal::open of a 1 GiB log (1000 B payloads + zero tail) vs a raw sequential read in \
+         8 MiB chunks, both warm",
+        format!(
+            "{} MB/s ({:.2} s, {} entries) vs raw {} MB/s",
+            count(mb_s(replay)),
+            replay.as_secs_f64(),
+            count(entries as f64),
+            count(mb_s(raw))
+        ),
+        format!("{ratio:.2} × raw read"),
+        "≥ 0.5 × raw read, < 10 s",
+        ratio >= 0.5 && replay < Duration::from_secs(10),
+    ));
+}
+
+/// Writes whole frames of `REPLAY_PAYLOAD` bytes while they fit, then zeros
+/// up to `REPLAY_FILE_BYTES` (a preallocated tail); syncs so no writeback
+/// runs during the measurement. Returns the number of frames.
+fn write_replay_log(path: &Path) -> u64 {
+    let mut file = File::create(path).expect("creating the replay log");
+    let frame_len = (frame::HEADER_LEN + REPLAY_PAYLOAD) as u64;
+    let entries = REPLAY_FILE_BYTES / frame_len;
+    let mut body = payload(REPLAY_PAYLOAD);
+    let mut buf = Vec::with_capacity(8 << 20);
+    for i in 0..entries {
+        body[..8].copy_from_slice(&i.to_le_bytes());
+        buf.extend_from_slice(&frame::encode(&body));
+        if buf.len() >= 8 << 20 {
+            file.write_all(&buf).expect("writing the replay log");
+            buf.clear();
+        }
+    }
+    buf.resize(
+        buf.len() + (REPLAY_FILE_BYTES - entries * frame_len) as usize,
+        0,
+    );
+    file.write_all(&buf).expect("writing the replay log");
+    file.sync_all().expect("syncing the replay log");
+    entries
+}
+
+/// Time to read the whole file sequentially in 8 MiB chunks.
+fn raw_read(path: &Path) -> Duration {
+    let start = Instant::now();
+    let mut file = File::open(path).expect("opening the replay log");
+    let mut buf = vec![0u8; 8 << 20];
+    let mut total = 0u64;
+    loop {
+        match file.read(&mut buf).expect("reading the replay log") {
+            0 => break,
+            n => total += n as u64,
+        }
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(total, REPLAY_FILE_BYTES);
+    elapsed
+}
+
+// ---------------------------------------------------------------------------
+// Memory.
+
+fn memory_row(dir: &Path, table: &mut Table) {
+    let log_dir = dir.join("memory");
+    eprintln!("memory: {MEMORY_APPENDS} pipelined appends...");
+    let run = pipelined(
+        node_cmd(&log_dir, None),
+        dir,
+        MEMORY_APPENDS,
+        MEMORY_PAYLOAD,
+        true,
+    );
+    std::fs::remove_dir_all(&log_dir).expect("removing a log");
+    let hwm = run.hwm_bytes.expect("measured");
+    let at_init = run.hwm_after_init.expect("measured");
+    let budget = 8 * MEMORY_APPENDS as u64 + (16 << 20);
+    eprintln!(
+        "memory: VmHWM {hwm} B after init {at_init} B, at {:.0} appends/s",
+        run.rate
+    );
+    table.push(Row::checked(
+        "memory",
+        "peak RSS (VmHWM) of wal-node after 1,000,000 pipelined appends of 16 B, read before \
+         stdin closes",
+        format!("{} (after init: {})", mib(hwm), mib(at_init)),
+        format!("{:.2} × budget", hwm as f64 / budget as f64),
+        format!("≤ 8 B × 1,000,000 + 16 MiB = {}", mib(budget)),
+        hwm <= budget,
+    ));
+}
