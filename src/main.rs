@@ -60,7 +60,7 @@ fn serve(args: NodeArgs) -> ExitCode {
         max_batch: args.max_batch as usize,
     };
     let stdout = std::io::stdout();
-    match Node::new(config).run(std::io::stdin(), &mut stdout.lock()) {
+    match Node::new(config).run(std::io::stdin().lock(), &mut stdout.lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wal-node: stopping: {e:#}");

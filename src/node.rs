@@ -12,8 +12,6 @@ use std::rc::Rc;
 
 /// Input bytes one batch may take, whatever `--max-batch` says.
 const MAX_BATCH_BYTES: usize = 4 << 20;
-/// Input bytes read ahead of the node.
-const READ_AHEAD_BYTES: usize = 4 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -68,26 +66,9 @@ impl Node {
 
     /// Serves `input` until it ends. `Err` only when the node must stop: a
     /// failed sync (the replies saying so are sent first) or a dead stdout.
-    pub fn run(mut self, input: impl Read + Send + 'static, out: &mut impl Write) -> Result<()> {
-        let lines = Lines::spawn(
-            input,
-            self.config.max_line_bytes(),
-            READ_AHEAD_BYTES,
-            self.config.max_batch,
-        );
-        while let Some(first) = lines.next_blocking() {
-            let mut batch = vec![first];
-            let mut bytes = 0;
-            while batch.len() < self.config.max_batch && bytes < MAX_BATCH_BYTES {
-                match lines.next_waiting() {
-                    Some(Input::Line(l)) => {
-                        bytes += l.len();
-                        batch.push(Input::Line(l));
-                    }
-                    Some(other) => batch.push(other),
-                    None => break,
-                }
-            }
+    pub fn run(mut self, input: impl Read, out: &mut impl Write) -> Result<()> {
+        let mut lines = Lines::new(input, self.config.max_line_bytes());
+        while let Some(batch) = lines.next_batch(self.config.max_batch, MAX_BATCH_BYTES) {
             let jobs: Vec<Job> = batch.into_iter().filter_map(|i| self.parse(i)).collect();
             self.serve(&jobs, out)?;
         }
