@@ -1,0 +1,82 @@
+//! A failed fsync is never retried and never acknowledged: every append
+//! waiting on it gets error 13, the node exits non-zero, and a restart
+//! serves exactly what is really on disk. The failure is injected with an
+//! LD_PRELOAD shim (tests/faults/failing_sync.c), built here with `cc`.
+
+mod common;
+
+use common::{Running, log_path};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Builds the shim into `dir`; fails the test (not skips) without a C compiler.
+fn build_shim(dir: &Path) -> PathBuf {
+    let out = dir.join("failing_sync.so");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/faults/failing_sync.c");
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&out)
+        .arg(&source)
+        .arg("-ldl")
+        .status()
+        .expect("a C compiler (`cc`) is needed to build the fault-injection shim");
+    assert!(status.success(), "building {}", source.display());
+    out
+}
+
+#[test]
+fn a_failed_sync_answers_error_13_exits_and_loses_nothing_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shim = build_shim(tmp.path());
+    let trigger = tmp.path().join("fail-now");
+    let dir = tmp.path().join("logs");
+    let mut cmd = Command::new(common::bin());
+    cmd.arg("--dir")
+        .arg(&dir)
+        .env("LD_PRELOAD", &shim)
+        .env("WAL_FAIL_SYNC_WHEN", &trigger);
+    let mut node = Running::spawn_with(&mut cmd);
+    assert_eq!(node.init("n1")["type"], "init_ok");
+    for i in 0..5 {
+        let reply = node.append(&format!("durable {i}"));
+        assert_eq!(reply["type"], "wal_append_ok", "{reply}");
+    }
+
+    std::fs::write(&trigger, b"").unwrap();
+    let failed = node.append("never acknowledged");
+    assert_eq!(
+        failed["type"], "error",
+        "an append whose sync failed was answered {failed}"
+    );
+    assert_eq!(
+        failed["code"],
+        json!(13),
+        "indefinite, not a definite abort: {failed}"
+    );
+    assert!(
+        failed["text"].as_str().unwrap().contains("fsync failed"),
+        "the error says why: {failed}"
+    );
+    let status = node.child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the node must exit after a failed sync, got {status}"
+    );
+
+    // Restart without the fault: every acknowledged entry is there, intact.
+    let mut node = Running::spawn(&["--dir", dir.to_str().unwrap()]);
+    assert_eq!(node.init("n1")["type"], "init_ok");
+    let entries = node.info()["entries"].as_u64().unwrap();
+    assert!(
+        (5..=6).contains(&entries),
+        "{entries} entries after restart"
+    );
+    for i in 0..5 {
+        let read = node.read(i);
+        assert_eq!(read["payload"], json!(format!("durable {i}")), "{read}");
+        assert_eq!(read["checksum_valid"], true, "{read}");
+    }
+    assert!(node.finish().success());
+    assert!(log_path(&dir, "n1").exists());
+}
