@@ -627,5 +627,9 @@ fn trace_parser_reads_padded_and_unpadded_pid_columns() {
     let calls = parse_trace(trace);
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert_eq!((calls[0].pid, calls[1].pid), (1197, 12345));
-    assert!(calls.iter().all(|c| c.name == "fdatasync" && c.ret == Some(0)));
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.name == "fdatasync" && c.ret == Some(0))
+    );
 }
