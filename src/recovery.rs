@@ -110,6 +110,10 @@ pub struct ScanReport {
     /// Kept frames whose CRC fails (bit rot).
     pub corrupt_entries: u64,
     pub tail: Tail,
+    /// One past the last byte a cut at `data_end` would save: past every
+    /// frame begun after `data_end` and its last non-zero byte. The zeros
+    /// after it are free space. `data_end` when there is nothing to cut.
+    pub damaged_end: u64,
     pub file_len: u64,
 }
 
@@ -132,11 +136,7 @@ impl ScanReport {
 
     /// Bytes after `data_end` that are not free space (what a cut would save).
     pub fn damaged_bytes(&self) -> u64 {
-        match self.tail {
-            Tail::Clean | Tail::Zeros { .. } => 0,
-            Tail::Torn { len, .. } => len,
-            Tail::BrokenFraming { .. } => self.file_len - self.data_end,
-        }
+        self.damaged_end - self.data_end
     }
 }
 
@@ -164,19 +164,11 @@ pub fn scan(
     let tail = loop {
         let remaining = file_len - pos;
         if remaining == 0 {
-            break after_suspects(
-                &mut src,
-                suspects,
-                data_end,
-                pos,
-                max_entry_bytes,
-                Tail::Clean,
-            )?;
+            break torn_or(suspects, Tail::Clean);
         }
         if remaining < HEADER_LEN as u64 {
             if src.all_zero(pos)? {
-                let free = zeros(file_len, pos);
-                break after_suspects(&mut src, suspects, data_end, pos, max_entry_bytes, free)?;
+                break torn_or(suspects, zeros(file_len, pos));
             }
             frame_end = file_len;
             break Tail::Torn {
@@ -199,8 +191,7 @@ pub fn scan(
         };
         if let Some(defect) = defect {
             if defect == HeaderDefect::ZeroLength && src.all_zero(pos)? {
-                let free = zeros(file_len, pos);
-                break after_suspects(&mut src, suspects, data_end, pos, max_entry_bytes, free)?;
+                break torn_or(suspects, zeros(file_len, pos));
             }
             if defect == HeaderDefect::PastEndOfFile {
                 frame_end = file_len;
@@ -217,13 +208,26 @@ pub fn scan(
                 },
             };
         }
-        let payload = src.bytes(pos + HEADER_LEN as u64, header.length as usize)?;
+        let crc_computed = checksum(src.bytes(pos + HEADER_LEN as u64, header.length as usize)?);
+        if crc_computed != header.crc {
+            // A whole frame inside the bytes this length word claims means
+            // the word is wrong: reading on from its end would skip (or cut)
+            // acknowledged frames and shift every offset after them.
+            let claimed_end = pos + header.frame_len();
+            if let Some(resync_at) = resync(&mut src, pos + 1, claimed_end, max_entry_bytes)? {
+                break Tail::BrokenFraming {
+                    offset: pos,
+                    defect: HeaderDefect::SwallowsWholeFrame,
+                    resync_at,
+                };
+            }
+        }
         let frame = FrameView {
             index,
             offset: pos,
             header,
-            crc_computed: checksum(payload),
-            payload,
+            crc_computed,
+            payload: src.bytes(pos + HEADER_LEN as u64, header.length as usize)?,
         };
         visit(&frame);
         index += 1;
@@ -238,17 +242,14 @@ pub fn scan(
             suspects += 1;
         }
     };
-    let tail = match tail {
-        // A torn tail runs from the cut point over every frame begun after it
-        // and on to the last non-zero byte: the zeros after that are free space.
+    let (tail, damaged_end) = match tail {
+        Tail::Clean | Tail::Zeros { .. } => (tail, data_end),
         Tail::Torn { reason, .. } => {
             let end = src.last_nonzero_end(data_end)?.max(frame_end);
-            Tail::Torn {
-                len: end - data_end,
-                reason,
-            }
+            let len = end - data_end;
+            (Tail::Torn { len, reason }, end)
         }
-        other => other,
+        Tail::BrokenFraming { .. } => (tail, src.last_nonzero_end(data_end)?.max(frame_end)),
     };
     Ok(ScanReport {
         first_index,
@@ -256,36 +257,23 @@ pub fn scan(
         data_end,
         corrupt_entries: corrupt,
         tail,
+        damaged_end,
         file_len,
     })
 }
 
-/// What ends the log when nothing but zeros (or nothing) follows `pos`,
-/// after `suspects` frames from `data_end` whose CRC fails. A torn tail
-/// holds no whole frame: if one starts among them, their first length word
-/// was damaged and they swallowed acknowledged frames (broken framing).
-fn after_suspects(
-    src: &mut Window,
-    suspects: u64,
-    data_end: u64,
-    pos: u64,
-    max_entry_bytes: u32,
-    otherwise: Tail,
-) -> io::Result<Tail> {
-    if suspects == 0 {
-        return Ok(otherwise);
-    }
-    Ok(match resync(src, data_end + 1, pos, max_entry_bytes)? {
-        Some(resync_at) => Tail::BrokenFraming {
-            offset: data_end,
-            defect: HeaderDefect::SwallowsWholeFrame,
-            resync_at,
-        },
-        None => Tail::Torn {
+/// What ends the log when nothing but zeros (or nothing) follows: a torn
+/// tail if frames whose CRC fails came last, else `otherwise`. (A CRC
+/// failure with a whole frame inside it never gets here: broken framing.)
+fn torn_or(suspects: u64, otherwise: Tail) -> Tail {
+    if suspects > 0 {
+        Tail::Torn {
             len: 0,
             reason: TornReason::ChecksumMismatch,
-        },
-    })
+        }
+    } else {
+        otherwise
+    }
 }
 
 fn zeros(file_len: u64, pos: u64) -> Tail {
@@ -487,6 +475,13 @@ mod tests {
             }
         );
         assert_eq!(r.damaged_bytes(), 36);
+        let mut with_zeros = bytes.clone();
+        with_zeros.extend([0; 1000]);
+        assert_eq!(
+            scan_bytes(&with_zeros).0.damaged_bytes(),
+            36,
+            "zeros are not saved"
+        );
     }
 
     #[test]
@@ -520,6 +515,51 @@ mod tests {
                 defect: HeaderDefect::SwallowsWholeFrame,
                 resync_at: 24
             }
+        );
+    }
+
+    #[test]
+    fn a_length_word_ending_inside_a_later_payload_is_broken_framing() {
+        // Frame 1 grows from 4 to 30 bytes: it swallows frames 2 and 3 and
+        // ends inside frame 4's payload, where garbage reads as a header.
+        let mut bytes = log(&["aaaa", "bbbb", "cccc", "dddddddddddddddddddd"]);
+        bytes[12..16].copy_from_slice(&30u32.to_le_bytes());
+        bytes.extend([0; 4096]);
+        let (r, _) = scan_bytes(&bytes);
+        assert_eq!(r.entries(), 1, "{r:?}");
+        assert_eq!(
+            r.tail,
+            Tail::BrokenFraming {
+                offset: 12,
+                defect: HeaderDefect::SwallowsWholeFrame,
+                resync_at: 24
+            }
+        );
+        assert_eq!(
+            r.damaged_end,
+            12 + 12 + 12 + 28,
+            "the zero tail is free space, not damage"
+        );
+    }
+
+    #[test]
+    fn a_length_word_landing_exactly_on_a_later_frame_does_not_shift_offsets() {
+        // Frame 1 grows to cover frame 2 exactly: frame 3 then parses at the
+        // right place, which must not make frame 1 pass for mere bit rot.
+        let mut bytes = log(&["aaaa", "bbbb", "cccc"]);
+        bytes[12..16].copy_from_slice(&16u32.to_le_bytes());
+        let (r, _) = scan_bytes(&bytes);
+        assert_eq!((r.entries(), r.corrupt_entries), (1, 0), "{r:?}");
+        assert!(
+            matches!(
+                r.tail,
+                Tail::BrokenFraming {
+                    offset: 12,
+                    resync_at: 24,
+                    ..
+                }
+            ),
+            "{r:?}"
         );
     }
 

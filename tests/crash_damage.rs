@@ -508,3 +508,64 @@ fn lowering_max_entry_bytes_never_cuts_an_intact_acknowledged_entry() {
         );
     }
 }
+
+/// Every single-bit flip in the header (length or CRC word) of every frame
+/// but the last: replay either refuses and leaves the file as it was, or
+/// serves all the entries at their own offsets with only the flipped one
+/// flagged. Never a cut of acknowledged entries, never a shifted offset.
+#[test]
+fn no_single_bit_flip_in_a_header_loses_or_shifts_an_acknowledged_entry() {
+    use wal_node::wal::{OpenError, Options, Recover, Wal};
+    let payloads: Vec<String> = (1..=10).map(|i| format!("payload number {i}")).collect();
+    let mut clean = Vec::new();
+    let mut starts = Vec::new();
+    for p in &payloads {
+        starts.push(clean.len());
+        clean.extend(wal_node::frame::encode(p.as_bytes()));
+    }
+    clean.resize(clean.len() + 4096, 0);
+    let opts = Options {
+        max_entry_bytes: 1 << 20,
+        recover: Recover::Refuse,
+    };
+    for (frame, &start) in starts.iter().enumerate().take(payloads.len() - 1) {
+        for bit in 0..64 {
+            let label = format!("frame {frame}, header bit {bit}");
+            let mut bytes = clean.clone();
+            bytes[start + bit / 8] ^= 1 << (bit % 8);
+            let dir = tempdir();
+            let path = dir.path().join("n1.wal");
+            std::fs::write(&path, &bytes).unwrap();
+            match Wal::open(&path, opts) {
+                Err(OpenError::Damaged { .. }) => {
+                    assert_eq!(
+                        std::fs::read(&path).unwrap(),
+                        bytes,
+                        "{label}: refused, file must be untouched"
+                    );
+                }
+                Err(e) => panic!("{label}: unexpected error {e}"),
+                Ok((mut wal, cut)) => {
+                    assert_eq!(cut, None, "{label}: cut acknowledged entries");
+                    assert_eq!(
+                        wal.entries(),
+                        payloads.len() as u64,
+                        "{label}: entries lost or invented"
+                    );
+                    for (i, p) in payloads.iter().enumerate() {
+                        let entry = wal.read(i as u64).unwrap().unwrap();
+                        if i == frame {
+                            assert!(
+                                !entry.checksum_valid,
+                                "{label}: the flipped frame must be flagged"
+                            );
+                        } else {
+                            assert!(entry.checksum_valid, "{label}: entry {i} damaged");
+                            assert_eq!(entry.payload, p.as_bytes(), "{label}: entry {i} shifted");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
