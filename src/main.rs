@@ -34,7 +34,7 @@ struct NodeArgs {
     max_entry_bytes: u32,
 
     /// Most requests served per fsync (1 = one sync per append).
-    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_batch: u64,
 
     /// What replay does with broken framing inside the log.

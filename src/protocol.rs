@@ -49,7 +49,10 @@ pub struct Envelope {
 /// (no JSON object, no `src`, no `body`): the caller logs it and goes on.
 pub fn parse_envelope(line: &[u8]) -> Result<Envelope, String> {
     let value: Value =
-        serde_json::from_slice(line).map_err(|e| format!("not a JSON message: {e}"))?;
+        serde_json::from_slice(line).map_err(|e| match std::str::from_utf8(line) {
+            Err(bad) => format!("not UTF-8 (invalid byte at {})", bad.valid_up_to()),
+            Ok(_) => format!("not a JSON message: {e}"),
+        })?;
     let Value::Object(mut top) = value else {
         return Err("not a JSON object".into());
     };
@@ -167,7 +170,8 @@ pub fn validate(
                 .map(|offset| Request::Read { offset })
                 .ok_or_else(|| {
                     Rejection::malformed(format!(
-                        "field `offset` must be a non-negative integer, got {v}"
+                        "field `offset` must be an integer from 0 to {}, got {v}",
+                        u64::MAX
                     ))
                 }),
             None => Err(Rejection::malformed("missing field `offset`")),

@@ -206,10 +206,13 @@ impl Wal {
                 ""
             };
             eprintln!(
-                "wal-node: {name}: {} entries fail their checksum (bit rot in acknowledged data): \
-                 offsets {}{more}. They stay at their offsets and read back with \
+                "wal-node: {name}: {} failing its checksum (bit rot in acknowledged data) at \
+                 offset(s) {}{more}. Entries stay at their offsets and read back with \
                  checksum_valid=false; `wal-node inspect` shows them",
-                report.corrupt_entries,
+                match report.corrupt_entries {
+                    1 => "1 entry".to_string(),
+                    n => format!("{n} entries"),
+                },
                 listed.join(", ")
             );
         }
