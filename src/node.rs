@@ -125,8 +125,11 @@ impl Node {
         };
         let Some(e) = fatal else {
             self.send(replies, out)?;
-            if let Some(wal) = self.wal.as_mut() {
-                wal.extend_ahead();
+            let extended = self.wal.as_mut().map_or(Ok(()), Wal::extend_ahead);
+            if let Err(CommitError::Sync(e) | CommitError::Write(e)) = extended {
+                // Nothing waits on this sync, but the disk just failed one.
+                eprintln!("wal-node: fsync while extending the log failed ({e}): exiting");
+                bail!("fsync failed: {e}");
             }
             return Ok(());
         };

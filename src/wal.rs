@@ -345,8 +345,10 @@ impl Wal {
         if self.pending.is_empty() {
             return Ok(());
         }
+        // Past `allocated_end` the write simply grows the file; the commit's
+        // `fdatasync` then covers the new size. Preallocating here could
+        // sync frames a read had already written, outside `commit`.
         let end = self.written_end + self.pending.len() as u64;
-        self.preallocate(end);
         let result = self.file.write_all_at(&self.pending, self.written_end);
         // Even a failed write may have left part of the batch on disk: count
         // it as written so `rollback` cuts it off.
@@ -393,50 +395,43 @@ impl Wal {
         }))
     }
 
-    /// Keeps at least half a chunk of zero-filled space ahead of the data.
-    /// The node calls this after sending a batch's replies, so extending the
-    /// file (a write and a sync of its own) does not delay an acknowledgement.
-    pub fn extend_ahead(&mut self) {
-        self.preallocate(self.data_end + PREALLOC_CHUNK / 2);
-    }
-
-    /// Best effort: extend the file with zeros, in whole chunks, to cover
-    /// `end`, and sync that once. On failure (disk full, file size limit)
-    /// the file is put back as it was, appends simply grow it, and no new
-    /// attempt is made until the data has grown by another chunk.
-    fn preallocate(&mut self, end: u64) {
+    /// Keeps at least half a chunk of zero-filled space ahead of the data,
+    /// in whole chunks, each written and synced once. Called by the node
+    /// between batches, when every append is durable, so the sync covers
+    /// zeros only. Writing the zeros is best effort: on failure (disk full,
+    /// file size limit) the file is put back, appends simply grow it, and no
+    /// new attempt is made until the data has grown by another chunk. A
+    /// failed sync is not: like any failed sync, it is returned, and fatal.
+    pub fn extend_ahead(&mut self) -> Result<(), CommitError> {
+        debug_assert!(self.pending.is_empty() && self.synced_end == self.written_end);
+        let end = self.data_end + PREALLOC_CHUNK / 2;
         if end <= self.allocated_end || self.prealloc_retry_at.is_some_and(|at| self.data_end < at)
         {
-            return;
+            return Ok(());
         }
         let target = end.div_ceil(PREALLOC_CHUNK) * PREALLOC_CHUNK;
         let zeros = vec![0u8; 1 << 20];
         let mut at = self.allocated_end;
-        let result = (|| {
-            while at < target {
-                let n = (target - at).min(zeros.len() as u64) as usize;
-                self.file.write_all_at(&zeros[..n], at)?;
-                at += n as u64;
-            }
-            self.file.sync_data()
-        })();
-        match result {
-            Ok(()) => {
-                self.allocated_end = target;
-                self.prealloc_retry_at = None;
-            }
-            Err(e) => {
+        while at < target {
+            let n = (target - at).min(zeros.len() as u64) as usize;
+            if let Err(e) = self.file.write_all_at(&zeros[..n], at) {
                 if self.file.set_len(self.allocated_end).is_err() {
                     // Zeros past the data are end of log: harmless if they stay.
                     self.allocated_end = at;
                 }
                 self.prealloc_retry_at = Some(self.data_end + PREALLOC_CHUNK);
                 eprintln!(
-                    "wal-node: could not preallocate log space up to byte {target} ({e}); appending \
-                     without preallocation for now"
+                    "wal-node: could not preallocate log space up to byte {target} ({e}); \
+                     appending without preallocation for now"
                 );
+                return Ok(());
             }
+            at += n as u64;
         }
+        self.file.sync_data().map_err(CommitError::Sync)?;
+        self.allocated_end = target;
+        self.prealloc_retry_at = None;
+        Ok(())
     }
 }
 

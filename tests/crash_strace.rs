@@ -61,6 +61,12 @@ fn traced_syscalls() -> String {
 
 /// Starts the node under `strace -f -tt -y`, tracing to `trace`.
 fn spawn_traced(dir: &Path, trace: &Path, stderr_to: &Path) -> common::Running {
+    common::Running::spawn_with(&mut traced_command(dir, trace, stderr_to, &[]))
+}
+
+/// The node under `strace -f -tt -y`, tracing to `trace`, with `extra`
+/// strace options (such as fault injection).
+fn traced_command(dir: &Path, trace: &Path, stderr_to: &Path, extra: &[&str]) -> Command {
     let calls = traced_syscalls();
     let argv = [
         "strace",
@@ -68,17 +74,13 @@ fn spawn_traced(dir: &Path, trace: &Path, stderr_to: &Path) -> common::Running {
         "-tt",
         "-y",
         "-s",
-        "65536",
+        "4194304",
         "-o",
         trace.to_str().unwrap(),
         "-e",
         &format!("trace={calls}"),
         "-e",
         "signal=none",
-        "--",
-        common::bin(),
-        "--dir",
-        dir.to_str().unwrap(),
     ];
     // stderr of strace and of the node go to a file, not the test output.
     let script = "exec \"$@\" 2>>\"$WAL_TEST_STDERR\"";
@@ -87,8 +89,10 @@ fn spawn_traced(dir: &Path, trace: &Path, stderr_to: &Path) -> common::Running {
         .arg(script)
         .arg("bash")
         .args(argv)
+        .args(extra)
+        .args(["--", common::bin(), "--dir", dir.to_str().unwrap()])
         .env("WAL_TEST_STDERR", stderr_to);
-    common::Running::spawn_with(&mut cmd)
+    cmd
 }
 
 /// One system call, from its start line to its result line.
@@ -253,6 +257,9 @@ fn check_acks_follow_syncs(calls: &[Call], log: &Path, trace: &str) -> Findings 
     let mut unsynced: BTreeSet<usize> = BTreeSet::new();
     let mut returned: BTreeSet<usize> = BTreeSet::new();
     let mut sync_covers: HashMap<usize, Vec<usize>> = HashMap::new();
+    // After a failed sync the kernel may have dropped dirty pages, so no
+    // later sync proves anything: nothing may be acknowledged any more.
+    let mut failed_sync: Option<usize> = None;
     let mut f = Findings {
         acks: 0,
         ack_writes: 0,
@@ -275,16 +282,28 @@ fn check_acks_follow_syncs(calls: &[Call], log: &Path, trace: &str) -> Findings 
                 let covered = unsynced.iter().copied().filter(|w| returned.contains(w));
                 sync_covers.insert(i, covered.collect());
             }
-            // A failed sync covers nothing (and must not be retried).
             (1, _, true) if c.ret == Some(0) => {
                 f.wal_syncs += 1;
                 for w in sync_covers.remove(&i).unwrap_or_default() {
                     unsynced.remove(&w);
                 }
             }
+            (1, _, true) => {
+                failed_sync.get_or_insert(i);
+            }
             (0, false, false) if is_stdout_write(c) && may_ack(c) => {
                 f.ack_writes += 1;
                 f.acks += c.args.matches("wal_append_ok").count();
+                if let Some(s) = failed_sync {
+                    panic!(
+                        "an acknowledgement went to stdout (trace line {}) after a failed sync of \
+                         the log (line {}): after a failed fsync no later sync proves anything.\n\
+                         Trace lines around it:\n{}",
+                        c.start,
+                        calls[s].start,
+                        excerpt(trace, calls[s].start, c.start)
+                    );
+                }
                 if let Some(&w) = unsynced.iter().next() {
                     let wc = &calls[w];
                     panic!(
@@ -564,7 +583,7 @@ fn expect_violation(trace: &str, why: &str) {
     match check_text(trace) {
         Ok(_) => panic!("the checker accepted {why}"),
         Err(msg) => assert!(
-            msg.contains("was not yet covered"),
+            msg.contains("was not yet covered") || msg.contains("after a failed sync"),
             "{why}: rejected for another reason: {msg}"
         ),
     }
@@ -604,6 +623,19 @@ fn checker_catches_ack_after_failed_sync_or_write_during_sync() {
          100 10:00:00.000003 {ACK}\n"
     );
     expect_violation(&failed, "an ack after a failed sync");
+    // fsyncgate: a later sync "succeeds", but the pages the failed one had
+    // to write may have been dropped; it proves nothing.
+    let retried = format!(
+        "100 10:00:00.000001 pwrite64(3</d/n1.wal>, \"\\5\"..., 13, 0) = 13\n\
+         100 10:00:00.000002 fdatasync(3</d/n1.wal>) = -1 EIO (Input/output error)\n\
+         100 10:00:00.000003 pwrite64(3</d/n1.wal>, \"\\5\"..., 13, 13) = 13\n\
+         100 10:00:00.000004 fdatasync(3</d/n1.wal>) = 0\n\
+         100 10:00:00.000005 {ACK}\n"
+    );
+    expect_violation(
+        &retried,
+        "an ack after a failed sync and a later successful one",
+    );
     // The write returns only after the sync began: that sync does not cover it.
     let raced = format!(
         "100 10:00:00.000001 pwrite64(3</d/n1.wal>, \"\\5\"..., 13, 0 <unfinished ...>\n\
@@ -632,4 +664,66 @@ fn trace_parser_reads_padded_and_unpadded_pid_columns() {
             .iter()
             .all(|c| c.name == "fdatasync" && c.ret == Some(0))
     );
+}
+
+/// One `fdatasync` fails (strace injects EIO into the Nth call), in batches
+/// where reads of entries appended earlier in the same batch have already
+/// written them out: no acknowledgement may follow, the appends waiting on
+/// it get error 13, and the node exits.
+#[test]
+fn after_one_failed_fdatasync_nothing_is_ever_acknowledged() {
+    require_strace();
+    for when in [1, 2, 3, 4] {
+        let t = traced_dirs();
+        let mut input = common::init_line("n1") + "\n";
+        // About 150 KB: more than two pipe buffers, so at least three
+        // batches and four syncs, whatever the timing.
+        for i in 0..600 {
+            input += &req(10 + 2 * i as u64, append_body(i));
+            input += "\n";
+            input += &req(11 + 2 * i as u64, json!({"type": "wal_read", "offset": i}));
+            input += "\n";
+        }
+        let inject = format!("inject=fdatasync:error=EIO:when={when}");
+        let mut cmd = traced_command(&t.dir, &t.trace, &t.stderr, &["-e", &inject]);
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(input.as_bytes());
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        let label = format!("fdatasync #{when} failing");
+        assert!(
+            !out.status.success(),
+            "{label}: the node must exit, got {}",
+            out.status
+        );
+        let replies: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let stderr = read_text(&t.stderr);
+        // The failed sync is a batch's commit (its requests get error 13) or
+        // the preallocation between batches (nothing waits on it).
+        if !stderr.contains("while extending the log failed") {
+            assert!(
+                replies.iter().any(|r| r["body"]["code"] == json!(13)),
+                "{label}: the appends waiting on the failed sync get error 13\n{stderr}"
+            );
+        }
+        let (calls, _, _) = analyse(&t);
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.name == "fdatasync" && c.ret == Some(-1)),
+            "{label}: strace injected no failure, so this checked nothing"
+        );
+    }
 }
