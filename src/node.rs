@@ -4,7 +4,7 @@
 
 use crate::input::{Input, Lines};
 use crate::protocol::{self, ErrorCode, Kind, Rejection, Reply, Request};
-use crate::wal::{self, CommitError, OpenError, Wal};
+use crate::wal::{self, LogError, OpenError, Wal};
 use anyhow::{Result, bail};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -113,7 +113,7 @@ impl Node {
     fn serve(&mut self, jobs: &[Job], out: &mut impl Write) -> Result<()> {
         let (replies, fatal) = match self.apply_batched(jobs) {
             Ok(replies) => (replies, None),
-            Err((CommitError::Write(e), mut replies)) => {
+            Err((LogError::Write(e), mut replies)) => {
                 eprintln!(
                     "wal-node: writing a batch of appends failed ({e}); rolled back, retrying one at a time"
                 );
@@ -121,12 +121,12 @@ impl Node {
                 replies.extend(retried);
                 (replies, failure)
             }
-            Err((CommitError::Sync(e), _)) => (Vec::new(), Some(e)),
+            Err((LogError::Sync(e) | LogError::Read(e), _)) => (Vec::new(), Some(e)),
         };
         let Some(e) = fatal else {
             self.send(replies, out)?;
             let extended = self.wal.as_mut().map_or(Ok(()), Wal::extend_ahead);
-            if let Err(CommitError::Sync(e) | CommitError::Write(e)) = extended {
+            if let Err(LogError::Sync(e) | LogError::Write(e) | LogError::Read(e)) = extended {
                 // Nothing waits on this sync, but the disk just failed one.
                 eprintln!("wal-node: fsync while extending the log failed ({e}): exiting");
                 bail!("fsync failed: {e}");
@@ -161,7 +161,7 @@ impl Node {
     fn apply_batched<'j>(
         &mut self,
         jobs: &'j [Job],
-    ) -> Result<Vec<Outgoing<'j>>, (CommitError, Vec<Outgoing<'j>>)> {
+    ) -> Result<Vec<Outgoing<'j>>, (LogError, Vec<Outgoing<'j>>)> {
         let mut mark = self.wal.as_ref().map(Wal::mark);
         let mut redo_from = 0;
         let mut replies = Vec::with_capacity(jobs.len());
@@ -183,14 +183,14 @@ impl Node {
         })();
         match result {
             Ok(()) => Ok(replies),
-            Err(CommitError::Write(e)) => {
+            Err(LogError::Write(e)) => {
                 if let (Some(wal), Some(mark)) = (self.wal.as_mut(), mark)
                     && let Err(rollback) = wal.rollback(mark)
                 {
                     return Err((rollback, Vec::new()));
                 }
                 replies.truncate(redo_from);
-                Err((CommitError::Write(e), replies))
+                Err((LogError::Write(e), replies))
             }
             Err(e) => Err((e, Vec::new())),
         }
@@ -212,12 +212,14 @@ impl Node {
             });
             let reply = match outcome {
                 Ok(reply) => reply,
-                Err(CommitError::Write(e)) => {
+                Err(LogError::Write(e)) => {
                     let rolled_back = match (self.wal.as_mut(), mark) {
                         (Some(wal), Some(mark)) => wal.rollback(mark),
                         _ => Ok(()),
                     };
-                    if let Err(CommitError::Sync(e) | CommitError::Write(e)) = rolled_back {
+                    if let Err(LogError::Sync(e) | LogError::Write(e) | LogError::Read(e)) =
+                        rolled_back
+                    {
                         return (replies, Some(e));
                     }
                     Reply::error(
@@ -230,7 +232,7 @@ impl Node {
                         ),
                     )
                 }
-                Err(CommitError::Sync(e)) => return (replies, Some(e)),
+                Err(LogError::Sync(e) | LogError::Read(e)) => return (replies, Some(e)),
             };
             replies.push(Outgoing {
                 job,
@@ -242,7 +244,7 @@ impl Node {
     }
 
     /// Applies one request to the log (appends stay pending until commit).
-    fn apply(&mut self, job: &Job) -> Result<Reply, CommitError> {
+    fn apply(&mut self, job: &Job) -> Result<Reply, LogError> {
         let error = |r: Rejection| Ok(Reply::error(job.msg_id, r));
         let kind = match &job.kind {
             Ok(k) => *k,
@@ -276,7 +278,16 @@ impl Node {
             }
             Request::Read { offset } => {
                 let wal = self.wal.as_mut().expect("initialized");
-                Ok(match wal.read(*offset)? {
+                let entry = match wal.read(*offset) {
+                    Err(LogError::Read(e)) => {
+                        // One unreadable entry does not stop the node serving the rest.
+                        eprintln!("wal-node: reading entry {offset} failed: {e}");
+                        let text = format!("could not read entry {offset} from the log: {e}");
+                        return error(Rejection::new(ErrorCode::Crash, text));
+                    }
+                    other => other?,
+                };
+                Ok(match entry {
                     Some(entry) => Reply::WalReadOk {
                         in_reply_to,
                         length: entry.payload.len() as u64,

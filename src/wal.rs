@@ -89,13 +89,15 @@ impl From<anyhow::Error> for OpenError {
     }
 }
 
-/// A commit failure, and whether the appends in it definitely did not happen.
+/// A failure of the log's I/O, and what it means for the appends in flight.
 #[derive(Debug)]
-pub enum CommitError {
-    /// Writing the frames failed; the file was rolled back, nothing happened.
+pub enum LogError {
+    /// Writing the frames failed; the file can be rolled back: nothing happened.
     Write(io::Error),
     /// The sync (or a rollback) failed: what is on disk is unknown.
     Sync(io::Error),
+    /// Reading an entry back failed; the log itself is unchanged.
+    Read(io::Error),
 }
 
 /// What `append` assigned.
@@ -323,7 +325,7 @@ impl Wal {
 
     /// Undoes every append since `mark`, in memory and on disk. The mark must
     /// be of durable state (taken right after a commit or an open).
-    pub fn rollback(&mut self, mark: Mark) -> Result<(), CommitError> {
+    pub fn rollback(&mut self, mark: Mark) -> Result<(), LogError> {
         self.index.truncate(mark.entries);
         self.pending.clear();
         self.data_end = mark.data_end;
@@ -332,16 +334,14 @@ impl Wal {
             // off so no later frame ever lands after half a frame.
             self.written_end = mark.data_end;
             self.allocated_end = mark.data_end;
-            self.file
-                .set_len(mark.data_end)
-                .map_err(CommitError::Sync)?;
-            self.file.sync_all().map_err(CommitError::Sync)?;
+            self.file.set_len(mark.data_end).map_err(LogError::Sync)?;
+            self.file.sync_all().map_err(LogError::Sync)?;
         }
         Ok(())
     }
 
     /// Writes the pending frames to the file (not yet synced).
-    pub fn write_pending(&mut self) -> Result<(), CommitError> {
+    pub fn write_pending(&mut self) -> Result<(), LogError> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -353,17 +353,17 @@ impl Wal {
         // Even a failed write may have left part of the batch on disk: count
         // it as written so `rollback` cuts it off.
         self.written_end = end;
-        result.map_err(CommitError::Write)?;
+        result.map_err(LogError::Write)?;
         self.allocated_end = self.allocated_end.max(end);
         self.pending.clear();
         Ok(())
     }
 
     /// Makes every append so far durable: one write, one `fdatasync`.
-    pub fn commit(&mut self) -> Result<(), CommitError> {
+    pub fn commit(&mut self) -> Result<(), LogError> {
         self.write_pending()?;
         if self.synced_end < self.written_end {
-            self.file.sync_data().map_err(CommitError::Sync)?;
+            self.file.sync_data().map_err(LogError::Sync)?;
             self.synced_end = self.written_end;
         }
         Ok(())
@@ -371,7 +371,7 @@ impl Wal {
 
     /// Reads entry `offset` from the file, recomputing its CRC. `Ok(None)`
     /// if there is no such entry.
-    pub fn read(&mut self, offset: u64) -> Result<Option<Entry>, CommitError> {
+    pub fn read(&mut self, offset: u64) -> Result<Option<Entry>, LogError> {
         let Some(start) = self.index.get(offset) else {
             return Ok(None);
         };
@@ -380,10 +380,9 @@ impl Wal {
             self.write_pending()?;
         }
         let mut bytes = vec![0; (end - start) as usize];
-        // A read failing is not a write failing: report it as indefinite.
         self.file
             .read_exact_at(&mut bytes, start)
-            .map_err(CommitError::Sync)?;
+            .map_err(LogError::Read)?;
         let header = frame::Header::decode(&bytes);
         let payload = bytes.split_off(HEADER_LEN);
         let checksum_valid =
@@ -402,7 +401,7 @@ impl Wal {
     /// file size limit) the file is put back, appends simply grow it, and no
     /// new attempt is made until the data has grown by another chunk. A
     /// failed sync is not: like any failed sync, it is returned, and fatal.
-    pub fn extend_ahead(&mut self) -> Result<(), CommitError> {
+    pub fn extend_ahead(&mut self) -> Result<(), LogError> {
         debug_assert!(self.pending.is_empty() && self.synced_end == self.written_end);
         let end = self.data_end + PREALLOC_CHUNK / 2;
         if end <= self.allocated_end || self.prealloc_retry_at.is_some_and(|at| self.data_end < at)
@@ -428,7 +427,7 @@ impl Wal {
             }
             at += n as u64;
         }
-        self.file.sync_data().map_err(CommitError::Sync)?;
+        self.file.sync_data().map_err(LogError::Sync)?;
         self.allocated_end = target;
         self.prealloc_retry_at = None;
         Ok(())

@@ -1,7 +1,9 @@
-//! A failed fsync is never retried and never acknowledged: every append
-//! waiting on it gets error 13, the node exits non-zero, and a restart
-//! serves exactly what is really on disk. The failure is injected with an
-//! LD_PRELOAD shim (tests/faults/failing_sync.c), built here with `cc`.
+//! Failing I/O under the node, injected with an LD_PRELOAD shim
+//! (tests/faults/io_faults.c, built here with `cc`):
+//! - a failed fsync is never retried and never acknowledged: every append
+//!   waiting on it gets error 13, the node exits non-zero, and a restart
+//!   serves exactly what is really on disk;
+//! - a failed read answers error 13 for that read only; the node serves on.
 
 mod common;
 
@@ -12,8 +14,8 @@ use std::process::Command;
 
 /// Builds the shim into `dir`; fails the test (not skips) without a C compiler.
 fn build_shim(dir: &Path) -> PathBuf {
-    let out = dir.join("failing_sync.so");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/faults/failing_sync.c");
+    let out = dir.join("io_faults.so");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/faults/io_faults.c");
     let status = Command::new("cc")
         .args(["-shared", "-fPIC", "-o"])
         .arg(&out)
@@ -79,4 +81,41 @@ fn a_failed_sync_answers_error_13_exits_and_loses_nothing_acknowledged() {
     }
     assert!(node.finish().success());
     assert!(log_path(&dir, "n1").exists());
+}
+
+#[test]
+fn a_failed_read_answers_that_read_only_and_the_node_serves_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shim = build_shim(tmp.path());
+    let trigger = tmp.path().join("bad-sector");
+    let dir = tmp.path().join("logs");
+    let mut cmd = Command::new(common::bin());
+    cmd.arg("--dir")
+        .arg(&dir)
+        .env("LD_PRELOAD", &shim)
+        .env("WAL_FAIL_READ_WHEN", &trigger);
+    let mut node = Running::spawn_with(&mut cmd);
+    assert_eq!(node.init("n1")["type"], "init_ok");
+    for i in 0..3 {
+        assert_eq!(node.append(&format!("entry {i}"))["type"], "wal_append_ok");
+    }
+
+    std::fs::write(&trigger, b"").unwrap();
+    let failed = node.read(1);
+    assert_eq!(failed["code"], json!(13), "{failed}");
+    assert!(
+        failed["text"]
+            .as_str()
+            .unwrap()
+            .contains("could not read entry 1"),
+        "the error names the entry: {failed}"
+    );
+
+    std::fs::remove_file(&trigger).unwrap();
+    assert_eq!(node.read(1)["payload"], "entry 1", "the node serves on");
+    assert_eq!(node.append("entry 3")["offset"], json!(3));
+    assert!(
+        node.finish().success(),
+        "a failed read must not stop the node"
+    );
 }
