@@ -6,6 +6,7 @@
 //! `recovery` classifies what replay finds; `repair` cuts a damaged tail
 //! without destroying it. The node and the operator tools share both.
 
+pub mod dir;
 pub mod frame;
 pub mod index;
 pub mod input;

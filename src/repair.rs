@@ -1,6 +1,7 @@
 //! Cutting a log back to its last kept frame without destroying evidence:
 //! the cut bytes are saved beside the log first, then the log is truncated.
 
+use crate::dir::sync_parent;
 use crate::recovery::ScanReport;
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions};
@@ -72,15 +73,4 @@ fn save_beside(log_path: &Path, file: &File, offset: u64, len: u64) -> Result<Pa
         return Ok(path);
     }
     unreachable!("some suffix is free")
-}
-
-/// Makes a directory entry created in `path`'s parent durable.
-pub fn sync_parent(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing directory {}", dir.display()))
 }

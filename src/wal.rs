@@ -4,6 +4,7 @@
 //! at `commit` (or earlier, when a read needs them), then one `fdatasync`
 //! covers them all. Nothing may be acknowledged before `commit` returns Ok.
 
+use crate::dir;
 use crate::frame::{self, HEADER_LEN};
 use crate::index::Index;
 use crate::recovery::{self, ScanReport, Tail};
@@ -437,29 +438,25 @@ impl Wal {
 /// Opens `path` read-write, creating it (and its directory) if missing and
 /// syncing each directory entry created so the log's name survives a crash.
 fn open_or_create(path: &Path) -> Result<File> {
-    if let Some(dir) = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-    {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating directory {}", dir.display()))?;
-        repair::sync_parent(dir)?;
+    if let Some(parent) = path.parent() {
+        dir::create_durably(parent)?;
     }
-    match OpenOptions::new()
+    let file = match OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .open(path)
     {
-        Ok(file) => {
-            repair::sync_parent(path)?;
-            Ok(file)
-        }
+        Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
-            .with_context(|| format!("opening {}", path.display())),
-        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
-    }
+            .with_context(|| format!("opening {}", path.display()))?,
+        Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+    };
+    // Also when the file existed: a crash after an earlier run created it
+    // may have come before that run's directory sync.
+    dir::sync_parent(path)?;
+    Ok(file)
 }

@@ -727,3 +727,45 @@ fn after_one_failed_fdatasync_nothing_is_ever_acknowledged() {
         );
     }
 }
+
+/// `--dir` naming several directories that do not exist yet: each one
+/// created is made durable by syncing its parent, not just the last.
+#[test]
+fn every_directory_created_for_the_log_is_synced_into_its_parent() {
+    require_strace();
+    let t = traced_dirs();
+    let root = t.dir.parent().unwrap().to_path_buf();
+    let deep = root.join("a").join("b").join("logs");
+    let mut node =
+        common::Running::spawn_with(&mut traced_command(&deep, &t.trace, &t.stderr, &[]));
+    assert_eq!(
+        node.init("n1")["type"],
+        "init_ok",
+        "{}",
+        read_text(&t.stderr)
+    );
+    assert!(node.finish().success());
+    let trace = std::fs::read_to_string(&t.trace).unwrap();
+    let calls = parse_trace(&trace);
+    for dir in [
+        root.clone(),
+        root.join("a"),
+        root.join("a").join("b"),
+        deep.clone(),
+    ] {
+        let synced = calls.iter().any(|c| {
+            matches!(c.name.as_str(), "fsync" | "fdatasync")
+                && c.args.starts_with(&format!(
+                    "{}<{}>",
+                    c.fd().map_or(-1, |f| f.0),
+                    dir.display()
+                ))
+                && c.ok()
+        });
+        assert!(
+            synced,
+            "no successful fsync of {} in the trace",
+            dir.display()
+        );
+    }
+}
