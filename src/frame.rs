@@ -86,7 +86,8 @@ pub enum HeaderDefect {
     TooLong,
     PastEndOfFile,
     /// Found by replay, not by `Header::defect`: the frame's CRC fails and a
-    /// whole frame starts inside the bytes its length word claims.
+    /// whole frame starts inside the bytes its length word claims (or the
+    /// search for one ran out of budget, so one may).
     SwallowsWholeFrame,
 }
 
@@ -97,7 +98,7 @@ impl std::fmt::Display for HeaderDefect {
             HeaderDefect::TooLong => "length word exceeds --max-entry-bytes",
             HeaderDefect::PastEndOfFile => "frame runs past the end of the file",
             HeaderDefect::SwallowsWholeFrame => {
-                "checksum fails and a whole frame starts inside the bytes its length word claims"
+                "checksum fails, and the bytes its length word claims hold what looks like a whole frame"
             }
         })
     }

@@ -89,13 +89,34 @@ pub enum Tail {
     /// Unacknowledged bytes `[data_end, data_end + len)` to cut; the last of
     /// them is non-zero, and only zeros (if anything) follow.
     Torn { len: u64, reason: TornReason },
-    /// A bad header at `offset` although a whole frame starts at `resync_at`:
-    /// acknowledged data is damaged and replay must not open the log.
+    /// A bad header at `offset` although a whole frame starts at `resync_at`
+    /// (`None`: the search for one ran out of budget, so one may): acknowledged
+    /// data is damaged and replay must not open the log.
     BrokenFraming {
         offset: u64,
         defect: HeaderDefect,
-        resync_at: u64,
+        resync_at: Option<u64>,
     },
+}
+
+/// Where whole frames resume after broken framing, in words.
+pub fn resumption(resync_at: Option<u64>) -> String {
+    match resync_at {
+        Some(at) => format!("whole frames resume at byte offset {at}"),
+        None => "whether whole frames follow is unknown: the search for one gave up".into(),
+    }
+}
+
+/// Bytes of CRC work a scan may spend searching for whole frames after
+/// damage, beyond twice the file's size: a payload crafted to look like
+/// frame headers at every position would otherwise make replay quadratic.
+const SEARCH_BUDGET: u64 = 64 << 20;
+
+/// What a search for a whole frame found.
+enum Search {
+    Found(u64),
+    Nothing,
+    GaveUp,
 }
 
 /// The outcome of one scan.
@@ -196,13 +217,15 @@ pub fn scan(
             if defect == HeaderDefect::PastEndOfFile {
                 frame_end = file_len;
             }
+            let broken = |resync_at| Tail::BrokenFraming {
+                offset: pos,
+                defect,
+                resync_at,
+            };
             break match resync(&mut src, pos + 1, file_len, max_entry_bytes)? {
-                Some(resync_at) => Tail::BrokenFraming {
-                    offset: pos,
-                    defect,
-                    resync_at,
-                },
-                None => Tail::Torn {
+                Search::Found(at) => broken(Some(at)),
+                Search::GaveUp => broken(None),
+                Search::Nothing => Tail::Torn {
                     len: 0,
                     reason: TornReason::BadHeader(defect),
                 },
@@ -214,7 +237,12 @@ pub fn scan(
             // the word is wrong: reading on from its end would skip (or cut)
             // acknowledged frames and shift every offset after them.
             let claimed_end = pos + header.frame_len();
-            if let Some(resync_at) = resync(&mut src, pos + 1, claimed_end, max_entry_bytes)? {
+            let resync_at = match resync(&mut src, pos + 1, claimed_end, max_entry_bytes)? {
+                Search::Nothing => None,
+                Search::Found(at) => Some(Some(at)),
+                Search::GaveUp => Some(None),
+            };
+            if let Some(resync_at) = resync_at {
                 break Tail::BrokenFraming {
                     offset: pos,
                     defect: HeaderDefect::SwallowsWholeFrame,
@@ -286,25 +314,24 @@ fn zeros(file_len: u64, pos: u64) -> Tail {
 ///
 /// Byte by byte: only reached on a damaged file, and most positions are
 /// rejected by the length word before any CRC is computed.
-fn resync(
-    src: &mut Window,
-    from: u64,
-    before: u64,
-    max_entry_bytes: u32,
-) -> io::Result<Option<u64>> {
+fn resync(src: &mut Window, from: u64, before: u64, max_entry_bytes: u32) -> io::Result<Search> {
     let file_len = src.file_len;
     let mut pos = from;
     while pos < before && pos + HEADER_LEN as u64 <= file_len {
         let header = Header::decode(src.bytes(pos, HEADER_LEN)?);
         if header.defect(pos, file_len, max_entry_bytes).is_none() {
+            let Some(left) = src.search_budget.checked_sub(header.length.into()) else {
+                return Ok(Search::GaveUp);
+            };
+            src.search_budget = left;
             let payload = src.bytes(pos + HEADER_LEN as u64, header.length as usize)?;
             if checksum(payload) == header.crc {
-                return Ok(Some(pos));
+                return Ok(Search::Found(pos));
             }
         }
         pos += 1;
     }
-    Ok(None)
+    Ok(Search::Nothing)
 }
 
 /// Sequential, chunked access to a file by absolute offset.
@@ -313,6 +340,8 @@ struct Window<'f> {
     file_len: u64,
     buf: Vec<u8>,
     buf_start: u64,
+    /// CRC work left for `resync`, shared by every search in one scan.
+    search_budget: u64,
 }
 
 impl<'f> Window<'f> {
@@ -322,6 +351,7 @@ impl<'f> Window<'f> {
             file_len,
             buf: Vec::new(),
             buf_start: 0,
+            search_budget: SEARCH_BUDGET + 2 * file_len,
         }
     }
 
@@ -471,7 +501,7 @@ mod tests {
             Tail::BrokenFraming {
                 offset: 12,
                 defect: HeaderDefect::TooLong,
-                resync_at: 24
+                resync_at: Some(24)
             }
         );
         assert_eq!(r.damaged_bytes(), 36);
@@ -513,7 +543,7 @@ mod tests {
             Tail::BrokenFraming {
                 offset: 12,
                 defect: HeaderDefect::SwallowsWholeFrame,
-                resync_at: 24
+                resync_at: Some(24)
             }
         );
     }
@@ -532,7 +562,7 @@ mod tests {
             Tail::BrokenFraming {
                 offset: 12,
                 defect: HeaderDefect::SwallowsWholeFrame,
-                resync_at: 24
+                resync_at: Some(24)
             }
         );
         assert_eq!(
@@ -555,11 +585,33 @@ mod tests {
                 r.tail,
                 Tail::BrokenFraming {
                     offset: 12,
-                    resync_at: 24,
+                    resync_at: Some(24),
                     ..
                 }
             ),
             "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_payload_that_looks_like_headers_everywhere_exhausts_the_search_not_the_clock() {
+        // Every 4th position reads as a 1 MiB frame that fits in the file, so
+        // an unbounded search would CRC ~256 Ki candidates of 1 MiB each.
+        let mut crafted = encode(&[0, 0, 0x10, 0].repeat(1 << 18));
+        crafted[HEADER_LEN] ^= 1;
+        let mut bytes = log(&["first"]);
+        bytes.extend(&crafted);
+        bytes.extend(vec![0; 2 << 20]);
+        let (r, _) = scan_bytes(&bytes);
+        assert_eq!(r.entries(), 1);
+        assert_eq!(
+            r.tail,
+            Tail::BrokenFraming {
+                offset: 13,
+                defect: HeaderDefect::SwallowsWholeFrame,
+                resync_at: None
+            },
+            "gave up, so refuses rather than guessing"
         );
     }
 

@@ -62,10 +62,11 @@ impl std::fmt::Display for OpenError {
                 } => {
                     write!(
                         f,
-                        "log {} has broken framing at byte offset {offset} ({defect}) with a whole \
-                         frame at {resync_at} after it: acknowledged data is damaged. The {} \
-                         entries before byte offset {} are intact",
+                        "log {} has broken framing at byte offset {offset} ({defect}); {}: \
+                         acknowledged data is damaged. The {} entries before byte offset {} \
+                         are intact",
                         path.display(),
+                        recovery::resumption(resync_at),
                         report.entries(),
                         report.data_end
                     )?;

@@ -101,16 +101,21 @@ fn table_row(row: &Row) -> String {
         }
         Row::Damage {
             offset,
-            resync_at,
+            end,
+            resumed,
             defect,
         } => format!(
-            "{:>7}  {offset:>10}  {:>8}  {:<10}  {:<12}  {:<7}  broken framing: {defect}; \
-             next whole frame at {resync_at}; later indexes are guesses (?)",
+            "{:>7}  {offset:>10}  {:>8}  {:<10}  {:<12}  {:<7}  broken framing: {defect}; {}",
             "-",
-            resync_at - offset,
+            end - offset,
             "-",
             "-",
-            "damaged"
+            "damaged",
+            if *resumed {
+                format!("next whole frame at {end}; later indexes are guesses (?)")
+            } else {
+                "the search for a whole frame after it gave up".to_string()
+            }
         ),
     }
 }
@@ -144,7 +149,7 @@ enum JsonRow {
         offset: u64,
         length: u64,
         defect: String,
-        resync_at: u64,
+        resync_at: Option<u64>,
     },
 }
 
@@ -167,13 +172,14 @@ impl From<&Row<'_>> for JsonRow {
             },
             Row::Damage {
                 offset,
-                resync_at,
+                end,
+                resumed,
                 defect,
             } => JsonRow::Damage {
                 offset,
-                length: resync_at - offset,
+                length: end - offset,
                 defect: defect.to_string(),
-                resync_at,
+                resync_at: resumed.then_some(end),
             },
         }
     }
@@ -221,10 +227,8 @@ impl Summary {
     fn count(&mut self, row: &Row) {
         match row {
             Row::Frame { status, frame, .. } => self.count_frame(*status, frame),
-            Row::Damage {
-                offset, resync_at, ..
-            } => {
-                self.damaged_bytes += resync_at - offset;
+            Row::Damage { offset, end, .. } => {
+                self.damaged_bytes += end - offset;
                 self.damaged_ranges += 1;
             }
         }

@@ -76,9 +76,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
         } => {
             let loss = Loss::after(&log, &report)?;
             let what = format!(
-                "broken framing at byte offset {offset} ({defect}), whole frame again at \
-                 {resync_at}; the {} bytes from byte offset {} on hold the damaged range \
-                 and {} ({} with a good checksum)",
+                "broken framing at byte offset {offset} ({defect}), {}; the {} bytes from byte \
+                 offset {} on hold the damaged range and {} ({} with a good checksum)",
+                recovery::resumption(resync_at),
                 report.damaged_bytes(),
                 report.data_end,
                 count(loss.frames, "readable frame", "readable frames"),

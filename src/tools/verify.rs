@@ -61,7 +61,8 @@ fn damage(report: &ScanReport) -> Vec<String> {
             defect,
             resync_at,
         } => found.push(format!(
-            "broken framing at byte offset {offset} ({defect}), whole frame again at {resync_at}"
+            "broken framing at byte offset {offset} ({defect}), {}",
+            recovery::resumption(resync_at)
         )),
     }
     found

@@ -15,10 +15,13 @@ pub enum Row<'a> {
         status: Status,
         after_damage: bool,
     },
-    /// Broken framing: bytes `[offset, resync_at)` hold no frame that parses.
+    /// Broken framing: bytes `[offset, end)` hold no frame that parses.
+    /// `resumed`: whole frames follow from `end` on; if not, the search for
+    /// one gave up and `end` is the end of the non-zero data.
     Damage {
         offset: u64,
-        resync_at: u64,
+        end: u64,
+        resumed: bool,
         defect: HeaderDefect,
     },
 }
@@ -72,11 +75,14 @@ pub fn walk(log: &Log, mut on: impl FnMut(Row) -> io::Result<()>) -> io::Result<
                 defect,
                 resync_at,
             } => {
+                let damaged_end = reports.last().expect("just pushed").damaged_end;
                 emit(Row::Damage {
                     offset,
-                    resync_at,
+                    end: resync_at.unwrap_or(damaged_end),
+                    resumed: resync_at.is_some(),
                     defect,
                 });
+                let Some(resync_at) = resync_at else { break };
                 start = resync_at;
                 after_damage = true;
             }
