@@ -80,12 +80,6 @@ pub enum Request {
     Info,
 }
 
-impl Request {
-    pub fn is_init(&self) -> bool {
-        matches!(self, Request::Init { .. })
-    }
-}
-
 /// The request kinds, known before their fields are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -135,7 +135,6 @@ pub struct ScanReport {
     /// frame begun after `data_end` and its last non-zero byte. The zeros
     /// after it are free space. `data_end` when there is nothing to cut.
     pub damaged_end: u64,
-    pub file_len: u64,
 }
 
 impl ScanReport {
@@ -286,7 +285,6 @@ pub fn scan(
         corrupt_entries: corrupt,
         tail,
         damaged_end,
-        file_len,
     })
 }
 

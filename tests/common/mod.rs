@@ -68,7 +68,7 @@ pub fn run(args: &[&str], input: &[u8]) -> Finished {
 pub struct Running {
     pub child: Child,
     stdin: Option<ChildStdin>,
-    replies: Receiver<Value>,
+    replies: Receiver<Result<Value, String>>,
     next_msg_id: u64,
 }
 
@@ -91,8 +91,10 @@ impl Running {
         std::thread::spawn(move || {
             for l in BufReader::new(stdout).lines() {
                 let Ok(l) = l else { break };
-                let v: Value = serde_json::from_str(&l)
-                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}"));
+                // A bad line is handed over, not panicked on here: a panic in
+                // this thread would only show as a timeout in the test.
+                let v = serde_json::from_str(&l)
+                    .map_err(|e| format!("stdout line is not JSON ({e}): {l:?}"));
                 if tx.send(v).is_err() {
                     break;
                 }
@@ -118,10 +120,12 @@ impl Running {
         self.replies
             .recv_timeout(Duration::from_secs(10))
             .expect("a reply within 10 s")
+            .unwrap_or_else(|bad| panic!("{bad}"))
     }
 
     pub fn try_recv(&self, wait: Duration) -> Option<Value> {
-        self.replies.recv_timeout(wait).ok()
+        let reply = self.replies.recv_timeout(wait).ok()?;
+        Some(reply.unwrap_or_else(|bad| panic!("{bad}")))
     }
 
     /// Sends `body` (a `msg_id` is added) from client c1 and returns the reply body.
