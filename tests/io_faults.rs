@@ -27,19 +27,43 @@ fn build_shim(dir: &Path) -> PathBuf {
     out
 }
 
-#[test]
-fn a_failed_sync_answers_error_13_exits_and_loses_nothing_acknowledged() {
+/// A node serving `n1` in a fresh directory under the shim; creating the
+/// returned trigger file turns on the fault that `fault` names.
+struct Faulty {
+    node: Running,
+    trigger: PathBuf,
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+fn faulty_node(fault: &str) -> Faulty {
     let tmp = tempfile::tempdir().unwrap();
     let shim = build_shim(tmp.path());
-    let trigger = tmp.path().join("fail-now");
+    let trigger = tmp.path().join("fault-on");
     let dir = tmp.path().join("logs");
     let mut cmd = Command::new(common::bin());
     cmd.arg("--dir")
         .arg(&dir)
         .env("LD_PRELOAD", &shim)
-        .env("WAL_FAIL_SYNC_WHEN", &trigger);
+        .env(fault, &trigger);
     let mut node = Running::spawn_with(&mut cmd);
     assert_eq!(node.init("n1")["type"], "init_ok");
+    Faulty {
+        node,
+        trigger,
+        dir,
+        _tmp: tmp,
+    }
+}
+
+#[test]
+fn a_failed_sync_answers_error_13_exits_and_loses_nothing_acknowledged() {
+    let Faulty {
+        mut node,
+        trigger,
+        dir,
+        _tmp,
+    } = faulty_node("WAL_FAIL_SYNC_WHEN");
     for i in 0..5 {
         let reply = node.append(&format!("durable {i}"));
         assert_eq!(reply["type"], "wal_append_ok", "{reply}");
@@ -85,17 +109,12 @@ fn a_failed_sync_answers_error_13_exits_and_loses_nothing_acknowledged() {
 
 #[test]
 fn a_failed_read_answers_that_read_only_and_the_node_serves_on() {
-    let tmp = tempfile::tempdir().unwrap();
-    let shim = build_shim(tmp.path());
-    let trigger = tmp.path().join("bad-sector");
-    let dir = tmp.path().join("logs");
-    let mut cmd = Command::new(common::bin());
-    cmd.arg("--dir")
-        .arg(&dir)
-        .env("LD_PRELOAD", &shim)
-        .env("WAL_FAIL_READ_WHEN", &trigger);
-    let mut node = Running::spawn_with(&mut cmd);
-    assert_eq!(node.init("n1")["type"], "init_ok");
+    let Faulty {
+        mut node,
+        trigger,
+        _tmp,
+        ..
+    } = faulty_node("WAL_FAIL_READ_WHEN");
     for i in 0..3 {
         assert_eq!(node.append(&format!("entry {i}"))["type"], "wal_append_ok");
     }
