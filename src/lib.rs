@@ -16,3 +16,8 @@ pub mod recovery;
 pub mod repair;
 pub mod tools;
 pub mod wal;
+
+/// `n` followed by `one` or `many`, as its count requires (for messages).
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}

@@ -300,13 +300,8 @@ impl Node {
                         Rejection::new(
                             ErrorCode::KeyDoesNotExist,
                             format!(
-                                "no entry at offset {offset}: the log has {} {}",
-                                wal.entries(),
-                                if wal.entries() == 1 {
-                                    "entry"
-                                } else {
-                                    "entries"
-                                }
+                                "no entry at offset {offset}: the log has {}",
+                                crate::count(wal.entries(), "entry", "entries")
                             ),
                         ),
                     ),

@@ -213,10 +213,7 @@ impl Wal {
                 "wal-node: {name}: {} failing its checksum (bit rot in acknowledged data) at \
                  offset(s) {}{more}. Entries stay at their offsets and read back with \
                  checksum_valid=false; `wal-node inspect` shows them",
-                match report.corrupt_entries {
-                    1 => "1 entry".to_string(),
-                    n => format!("{n} entries"),
-                },
+                crate::count(report.corrupt_entries, "entry", "entries"),
                 listed.join(", ")
             );
         }

@@ -111,7 +111,4 @@ impl LogFile {
     }
 }
 
-/// `n` followed by `one` or `many`, as its count requires.
-pub fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
+pub use crate::count;
