@@ -231,33 +231,10 @@ fn sampled(k: u64, from: u64, starts: &[u64], end: u64) -> bool {
     (k - from).is_multiple_of(16) || k == end || starts.iter().any(|&s| k >= s && k <= s + 8)
 }
 
-#[test]
-fn cut_at_every_byte_of_the_last_two_frames() {
-    let made = node_made_log();
-    let (starts, end) = (&made.starts, made.end);
-    let from = starts[starts.len() - 2];
-    for k in from..=end {
-        // The file as a crash left it: cut at k, nothing after.
-        let dir = tempdir();
-        let log = log_path(dir.path(), "n1");
-        let content = &made.bytes[..k as usize];
-        std::fs::write(&log, content).unwrap();
-        check_cut(
-            &log,
-            content,
-            k,
-            &made,
-            false,
-            sampled(k, from, starts, end),
-            &format!("cut at byte {k} (frames {from}..{end})"),
-        );
-    }
-}
-
-#[test]
-fn cut_at_every_byte_of_the_last_two_frames_inside_a_zero_tail() {
-    // What a torn write into preallocated space leaves: part of a frame, then
-    // the zeros that were already there.
+/// Cuts the node-made log at every byte of its last two frames, followed by
+/// `zero_tail` zero bytes (what a torn write into preallocated space leaves),
+/// and checks what replay keeps and saves each time.
+fn cut_every_byte_of_the_last_two_frames(zero_tail: usize) {
     let made = node_made_log();
     let (starts, end) = (&made.starts, made.end);
     let from = starts[starts.len() - 2];
@@ -265,18 +242,28 @@ fn cut_at_every_byte_of_the_last_two_frames_inside_a_zero_tail() {
         let dir = tempdir();
         let log = log_path(dir.path(), "n1");
         let mut content = made.bytes[..k as usize].to_vec();
-        content.resize(k as usize + 4096, 0);
+        content.resize(k as usize + zero_tail, 0);
         std::fs::write(&log, &content).unwrap();
         check_cut(
             &log,
             &content,
             k,
             &made,
-            true,
+            zero_tail > 0,
             sampled(k, from, starts, end),
-            &format!("cut at byte {k} then 4 KiB of zeros"),
+            &format!("cut at byte {k} (frames {from}..{end}), then {zero_tail} zero bytes"),
         );
     }
+}
+
+#[test]
+fn cut_at_every_byte_of_the_last_two_frames() {
+    cut_every_byte_of_the_last_two_frames(0);
+}
+
+#[test]
+fn cut_at_every_byte_of_the_last_two_frames_inside_a_zero_tail() {
+    cut_every_byte_of_the_last_two_frames(4096);
 }
 
 /// One case through the binary: stderr says what was cut, where and why,

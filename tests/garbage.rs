@@ -89,6 +89,19 @@ fn assert_all_replies_are_messages(replies: &[Value]) {
     }
 }
 
+/// Runs the node (private log) on all of `input` and checks it ran to the
+/// end of its input and exited 0, whatever the input held.
+fn run_to_end(input: &[u8], what: &str) -> common::Finished {
+    let out = common::run(&[], input);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what}: exit status; stderr:\n{}",
+        out.stderr
+    );
+    out
+}
+
 #[test]
 fn after_each_garbage_line_the_node_still_serves() {
     let garbage = garbage_lines();
@@ -128,13 +141,7 @@ fn after_each_garbage_line_the_node_still_serves() {
         &request("c1", json!({"type": "wal_info", "msg_id": msg_id})),
     );
 
-    let out = common::run(&[], &input);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "exit status; stderr:\n{}",
-        out.stderr
-    );
+    let out = run_to_end(&input, "");
     assert_all_replies_are_messages(&out.replies);
     let expected_count = 2 + 2 * garbage.len() + 1;
     assert_eq!(
@@ -321,13 +328,7 @@ fn a_64_mib_line_among_garbage_in_one_piped_input() {
     );
     input.extend(std::iter::repeat_n(b'z', 64 << 20));
 
-    let out = common::run(&[], &input);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "exit status; stderr:\n{}",
-        out.stderr
-    );
+    let out = run_to_end(&input, "");
     assert_all_replies_are_messages(&out.replies);
     let types: Vec<&Value> = out.replies.iter().map(|r| &r["body"]["type"]).collect();
     assert_eq!(
@@ -383,13 +384,7 @@ fn the_node_exits_0_at_end_of_input() {
         ),
     ];
     for (what, input, replies) in inputs {
-        let out = common::run(&[], &input);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{what}: exit status; stderr:\n{}",
-            out.stderr
-        );
+        let out = run_to_end(&input, what);
         assert_eq!(
             out.replies.len(),
             replies,
@@ -430,13 +425,7 @@ fn a_maximal_payload_fully_escaped_is_served_not_discarded() {
         &request("c1", json!({"type": "wal_info", "msg_id": 4})),
     );
 
-    let out = common::run(&[], &input);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "exit status; stderr:\n{}",
-        out.stderr
-    );
+    let out = run_to_end(&input, "");
     let bodies: Vec<&Value> = out.replies.iter().map(|r| &r["body"]).collect();
     assert_eq!(
         bodies.len(),
