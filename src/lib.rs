@@ -10,6 +10,7 @@ pub mod dir;
 pub mod frame;
 pub mod index;
 pub mod input;
+pub mod log;
 pub mod node;
 pub mod protocol;
 pub mod recovery;
