@@ -99,6 +99,40 @@ pub enum Tail {
     },
 }
 
+/// What replay does with broken framing inside the log (`--recover`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Recover {
+    /// Refuse to open: the damage may be acknowledged data.
+    #[default]
+    Refuse,
+    /// Cut the log at the damage, saving the cut bytes beside it.
+    Truncate,
+}
+
+/// What replay does with a scanned file: the one policy the node and the
+/// tools share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Whole frames (bit rot among them is kept and flagged), then nothing
+    /// or zeros: open as it is.
+    Keep,
+    /// A torn tail, never acknowledged: cut it, saving the bytes.
+    CutTorn,
+    /// Broken framing the operator accepted to lose: cut, saving the bytes.
+    CutDamage,
+    /// Broken framing: the damage may be acknowledged data; change nothing.
+    Refuse,
+}
+
+pub fn decide(report: &ScanReport, recover: Recover) -> Decision {
+    match report.tail {
+        Tail::Clean | Tail::Zeros { .. } => Decision::Keep,
+        Tail::Torn { .. } => Decision::CutTorn,
+        Tail::BrokenFraming { .. } if recover == Recover::Truncate => Decision::CutDamage,
+        Tail::BrokenFraming { .. } => Decision::Refuse,
+    }
+}
+
 /// Where whole frames resume after broken framing, in words.
 pub fn resumption(resync_at: Option<u64>) -> String {
     match resync_at {

@@ -1,0 +1,134 @@
+//! Finding a node's log under `--dir`, and adopting a log written by the
+//! previous version (one file, `DIR/<id>.wal`) as the first segment of the
+//! directory `DIR/<id>/`.
+//!
+//! Adoption's steps, each durable before the next, so a crash between any
+//! two leaves a log that opens with every acknowledged entry:
+//! 1. the old file is locked and checked to be a log of ours;
+//! 2. `DIR/<id>/` is created and its metadata written (temp, sync, rename,
+//!    directory sync);
+//! 3. the old file is hard-linked as `DIR/<id>/00000000000000000000.log`
+//!    and the new directory synced: both names now reach the same data;
+//! 4. the old name is removed and `DIR` synced.
+//!
+//! At the next open, an old file next to a directory whose first segment is
+//! the same file (same inode) is a crash after step 3: step 4 is finished.
+
+use super::error::OpenError;
+use super::event::{Event, EventKind};
+use super::meta::Meta;
+use super::names;
+use super::{DEFAULT_MAX_SEGMENT_BYTES, Log, Options, store};
+use crate::dir;
+use crate::frame::HeaderDefect;
+use crate::recovery::{self, Tail, TornReason};
+use anyhow::Context;
+use std::fs::{File, TryLockError};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Opens the log of node `node_id` under `root`, adopting an old
+/// single-file log first if there is one.
+pub fn open_node(root: &Path, node_id: &str, opts: Options) -> Result<Log, OpenError> {
+    let old = root.join(format!("{node_id}.wal"));
+    let dir = root.join(node_id);
+    let event = match std::fs::metadata(&old) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("reading {}", old.display()))
+                .into());
+        }
+        Ok(_) => Some(adopt(&old, &dir, opts)?),
+    };
+    let mut log = Log::open(&dir, opts)?;
+    if let Some(event) = event {
+        log.events.insert(0, event);
+    }
+    Ok(log)
+}
+
+fn adopt(old: &Path, dir: &Path, opts: Options) -> Result<Event, OpenError> {
+    let shown = old.display();
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .open(old)
+        .with_context(|| format!("opening {shown}"))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("reading {shown}"))?;
+    if !meta.is_file() {
+        return Err(OpenError::Refused(format!(
+            "{shown} is not a regular file: not a log of ours; nothing was changed"
+        )));
+    }
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Err(OpenError::Locked(old.to_owned())),
+        Err(TryLockError::Error(e)) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("locking {shown}"))
+                .into());
+        }
+    }
+    let first = dir.join(names::segment(0));
+    if let Ok(existing) = std::fs::metadata(&first) {
+        if (existing.dev(), existing.ino()) != (meta.dev(), meta.ino()) {
+            return Err(OpenError::Refused(format!(
+                "both {shown} (a log of the previous version) and {} exist and are different \
+                 files: decide which holds the log, and move the other away; nothing was changed",
+                dir.display()
+            )));
+        }
+    } else {
+        check_ours(&file, meta.len(), old, opts.max_entry_bytes)?;
+        dir::create_durably(dir)?;
+        if std::fs::metadata(dir.join(names::META)).is_err() {
+            let meta = Meta {
+                max_segment_bytes: opts.max_segment_bytes.unwrap_or(DEFAULT_MAX_SEGMENT_BYTES),
+                first_offset: 0,
+            };
+            store::write_meta_in(dir, &meta)
+                .with_context(|| format!("writing the metadata of {}", dir.display()))?;
+        }
+        std::fs::hard_link(old, &first)
+            .and_then(|()| File::open(dir)?.sync_all())
+            .with_context(|| format!("linking {shown} as {}", first.display()))?;
+    }
+    std::fs::remove_file(old).with_context(|| format!("removing {shown}"))?;
+    dir::sync_parent(old)?;
+    Ok(Event::new(
+        EventKind::Adopted,
+        format!(
+            "adopted {shown} (a log of the previous version, {} bytes) as {}",
+            meta.len(),
+            first.display()
+        ),
+    ))
+}
+
+/// A file is a log of ours unless its very first header cannot start a
+/// frame and nothing whole follows: a frame's header is the first thing a
+/// write puts down, so even a torn first append starts with a plausible one.
+fn check_ours(file: &File, len: u64, path: &Path, max_entry_bytes: u32) -> Result<(), OpenError> {
+    let report = recovery::scan(file, len, 0, 0, max_entry_bytes, |_| {})
+        .with_context(|| format!("reading {}", path.display()))?;
+    let foreign = report.entries() == 0
+        && matches!(
+            report.tail,
+            Tail::Torn {
+                reason: TornReason::BadHeader(HeaderDefect::ZeroLength | HeaderDefect::TooLong),
+                ..
+            }
+        );
+    if foreign {
+        return Err(OpenError::Refused(format!(
+            "{} is not a wal-node log (its first 8 bytes are no frame header, and no whole \
+             frame follows); it was not adopted and nothing was changed: move it away",
+            path.display()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! Opening a log directory: check what it holds, finish or undo what a
+//! crash interrupted, and replay only the active segment.
+
+use super::error::OpenError;
+use super::event::{Event, EventKind};
+use super::meta::{Meta, MetaDefect};
+use super::names::{self, Kind};
+use super::sealed::{self, Sealed, Unusable};
+use super::segment::Segment;
+use super::store::{self, Store};
+use super::{DEFAULT_MAX_SEGMENT_BYTES, Log, Options};
+use crate::dir;
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::path::Path;
+
+/// What a directory listing holds, by kind.
+#[derive(Default)]
+struct Listing {
+    meta: bool,
+    /// Segment start → whether an index file exists for it.
+    segments: BTreeMap<u64, bool>,
+    stray_indexes: Vec<u64>,
+    temps: Vec<String>,
+    unknown: Vec<String>,
+}
+
+pub fn open_dir(path: &Path, opts: Options) -> Result<Log, OpenError> {
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_dir() => {
+            return Err(OpenError::Refused(format!(
+                "{shown} exists but is not a directory, so it cannot hold the log's segments"
+            )));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => dir::create_durably(path)?,
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("reading {shown}"))
+                .into());
+        }
+    }
+    let lock = File::open(path).with_context(|| format!("opening {shown}"))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Err(OpenError::Locked(path.to_owned())),
+        Err(TryLockError::Error(e)) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("locking {shown}"))
+                .into());
+        }
+    }
+    let store = Store::Dir {
+        path: path.to_owned(),
+        _lock: lock,
+    };
+    let mut events = Vec::new();
+    let listing = list(path).with_context(|| format!("listing {shown}"))?;
+    let meta = read_or_create_meta(path, &listing, opts)?;
+    for name in &listing.unknown {
+        events.push(Event::new(
+            EventKind::UnknownFile,
+            format!("{shown}: {name} is not a file of the log; left alone"),
+        ));
+    }
+    if !listing.temps.is_empty() {
+        for name in &listing.temps {
+            std::fs::remove_file(path.join(name))
+                .with_context(|| format!("removing {name} in {shown}"))?;
+            events.push(Event::new(
+                EventKind::TempRemoved,
+                format!(
+                    "{shown}: removed {name}, half-written when a crash stopped an earlier run"
+                ),
+            ));
+        }
+        store
+            .sync_dir()
+            .with_context(|| format!("syncing {shown}"))?;
+    }
+    for start in &listing.stray_indexes {
+        // An index whose segment is gone: useless, and harmless to keep.
+        events.push(Event::new(
+            EventKind::UnknownFile,
+            format!(
+                "{shown}: {} has no segment {}; left alone",
+                names::index(*start),
+                names::segment(*start)
+            ),
+        ));
+    }
+    let mut segments: Vec<(u64, bool)> = listing.segments.into_iter().collect();
+    if segments.is_empty() {
+        // A new log (or a crash between writing the metadata and the first
+        // segment): the first segment starts where the log does.
+        store
+            .create_segment(meta.first_offset)
+            .and_then(|_| store.sync_dir())
+            .with_context(|| format!("creating the first segment in {shown}"))?;
+        segments.push((meta.first_offset, false));
+    }
+    let first = segments[0].0;
+    if first > meta.first_offset {
+        return Err(refused(
+            path,
+            format!(
+                "the log starts at offset {} but its first segment file is {}: offsets {} to {} \
+                 are missing",
+                meta.first_offset,
+                names::segment(first),
+                meta.first_offset,
+                first - 1
+            ),
+        ));
+    }
+    let (last_start, last_has_index) = *segments.last().expect("one at least");
+    let mut sealed = Vec::new();
+    for pair in segments.windows(2) {
+        let (start, next) = (pair[0].0, pair[1].0);
+        let loaded = sealed::load(
+            &store,
+            start,
+            next - start,
+            opts.max_entry_bytes,
+            &mut events,
+        )
+        .with_context(|| format!("reading {}", names::segment(start)))?;
+        sealed.push(loaded.map_err(|Unusable(why)| refused(path, why))?);
+    }
+    let seg_path = path.join(names::segment(last_start));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&seg_path)
+        .with_context(|| format!("opening {}", seg_path.display()))?;
+    if last_has_index {
+        // A crash after sealing the last segment, before the next one's
+        // name was durable: if its index holds up, it is sealed; finish the
+        // roll. If not, the index is stale: the segment is active.
+        let len = file.metadata().context("reading a segment's size")?.len();
+        let index_path = path.join(names::index(last_start));
+        let header = File::open(&index_path)
+            .and_then(|f| super::index_file::read_header(&f))
+            .with_context(|| format!("reading {}", index_path.display()))?;
+        match header {
+            Ok(h) if h.start == last_start && h.segment_bytes == len => {
+                let next = h.start + h.entries;
+                let new = store
+                    .create_segment(next)
+                    .and_then(|f| store.sync_dir().map(|()| f))
+                    .with_context(|| format!("creating {}", names::segment(next)))?;
+                events.push(Event::new(
+                    EventKind::SealFinished,
+                    format!(
+                        "{shown}: {} was sealed when an earlier run stopped; started {}",
+                        names::segment(last_start),
+                        names::segment(next)
+                    ),
+                ));
+                sealed.push(Sealed::new(h, None));
+                let active = Segment::create(new, store.segment_path(next), next);
+                return Ok(Log::assemble(
+                    store,
+                    meta,
+                    sealed,
+                    active,
+                    opts.max_entry_bytes,
+                    0,
+                    events,
+                ));
+            }
+            _ => {
+                std::fs::remove_file(&index_path)
+                    .and_then(|()| store.sync_dir())
+                    .with_context(|| format!("removing {}", index_path.display()))?;
+                events.push(Event::new(
+                    EventKind::IndexRebuilt,
+                    format!(
+                        "{}: stale index of the active segment removed",
+                        index_path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    let (active, _cut, report) = Segment::replay(
+        file,
+        Some(seg_path),
+        last_start,
+        opts.max_entry_bytes,
+        opts.recover,
+        &mut events,
+    )?;
+    Ok(Log::assemble(
+        store,
+        meta,
+        sealed,
+        active,
+        opts.max_entry_bytes,
+        report.corrupt_entries,
+        events,
+    ))
+}
+
+fn refused(path: &Path, why: String) -> OpenError {
+    OpenError::Refused(format!(
+        "log {} cannot be opened: {why}. Nothing was changed. To look inside: wal-node verify \
+         {p} and wal-node inspect {p}; restore the missing or damaged file from a backup or \
+         replica if you have one",
+        path.display(),
+        p = path.display()
+    ))
+}
+
+fn list(path: &Path) -> io::Result<Listing> {
+    let mut listing = Listing::default();
+    let mut indexes = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            listing.unknown.push(name.to_string_lossy().into_owned());
+            continue;
+        };
+        match names::classify(name) {
+            Kind::Meta => listing.meta = true,
+            Kind::Segment(start) => {
+                listing.segments.entry(start).or_insert(false);
+            }
+            Kind::Index(start) => indexes.push(start),
+            Kind::Temp => listing.temps.push(name.to_owned()),
+            Kind::Torn => {}
+            Kind::Unknown => listing.unknown.push(name.to_owned()),
+        }
+    }
+    for start in indexes {
+        match listing.segments.get_mut(&start) {
+            Some(has) => *has = true,
+            None => listing.stray_indexes.push(start),
+        }
+    }
+    listing.unknown.sort();
+    Ok(listing)
+}
+
+/// The directory's metadata: read and checked, or written for a new log.
+/// `--max-segment-bytes` given at start replaces the stored limit.
+fn read_or_create_meta(path: &Path, listing: &Listing, opts: Options) -> Result<Meta, OpenError> {
+    let meta_path = path.join(names::META);
+    let stored = if listing.meta {
+        let bytes = std::fs::read(&meta_path)
+            .with_context(|| format!("reading {}", meta_path.display()))?;
+        Some(Meta::decode(&bytes).map_err(|defect| {
+            let advice = match defect {
+                MetaDefect::Foreign => "it is not a wal-node log directory; point --dir elsewhere",
+                MetaDefect::Version(_) => "run the wal-node version that wrote it",
+                MetaDefect::Damaged(_) => {
+                    "restore it from a backup, or, if this is your log, rewrite it: see \
+                     doc/format.md \"Metadata\""
+                }
+            };
+            OpenError::Refused(format!(
+                "refusing {}: {defect}; {advice}. Nothing was changed",
+                meta_path.display()
+            ))
+        })?)
+    } else if !listing.segments.is_empty() || !listing.stray_indexes.is_empty() {
+        return Err(OpenError::Refused(format!(
+            "refusing {}: it holds segment files but no {}, so it is not a log this build \
+             wrote; nothing was changed",
+            path.display(),
+            names::META
+        )));
+    } else if !listing.unknown.is_empty() {
+        return Err(OpenError::Refused(format!(
+            "refusing {}: it holds files that are not a wal-node log ({}) and no {}; point \
+             --dir elsewhere. Nothing was changed",
+            path.display(),
+            listing.unknown.join(", "),
+            names::META
+        )));
+    } else {
+        None
+    };
+    let meta = Meta {
+        max_segment_bytes: opts
+            .max_segment_bytes
+            .or(stored.map(|m| m.max_segment_bytes))
+            .unwrap_or(DEFAULT_MAX_SEGMENT_BYTES),
+        first_offset: stored.map_or(0, |m| m.first_offset),
+    };
+    if stored != Some(meta) {
+        store::write_meta_in(path, &meta)
+            .with_context(|| format!("writing {}", meta_path.display()))?;
+    }
+    Ok(meta)
+}
