@@ -43,11 +43,20 @@ struct NodeArgs {
 }
 
 fn main() -> ExitCode {
+    ignore_sigxfsz();
     let cli = Cli::parse();
     match cli.tool {
         Some(tool) => tools::run(tool),
         None => serve(cli.node),
     }
+}
+
+/// A write past `RLIMIT_FSIZE` must fail with EFBIG, so the append gets
+/// error 14 and preallocation falls back, instead of the default action of
+/// `SIGXFSZ` killing the process.
+fn ignore_sigxfsz() {
+    // SAFETY: installs no handler, only the ignore disposition.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
 }
 
 fn serve(args: NodeArgs) -> ExitCode {
