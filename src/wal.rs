@@ -278,6 +278,12 @@ impl Wal {
             if let Some(saved) = &cut.saved_to {
                 eprintln!("wal-node: {name}: cut bytes saved to {}", saved.display());
             }
+            if let Some(unsaved) = &cut.unsaved {
+                eprintln!(
+                    "wal-node: {name}: {unsaved}; cut anyway, since a torn tail was never \
+                     acknowledged"
+                );
+            }
             Some(cut)
         } else {
             None
