@@ -23,7 +23,7 @@ const PREALLOC_CHUNK: u64 = 16 << 20;
 /// What replay does with broken framing inside the log (`--recover`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Recover {
-    /// Refuse to open: acknowledged data is damaged.
+    /// Refuse to open: the damage may be acknowledged data.
     #[default]
     Refuse,
     /// Cut the log at the damage, saving the cut bytes beside it.
@@ -82,9 +82,10 @@ impl std::fmt::Display for OpenError {
                 } => {
                     write!(
                         f,
-                        "log {} has broken framing at byte offset {offset} ({defect}); {}: \
-                         acknowledged data is damaged. The {} entries before byte offset {} \
-                         are intact",
+                        "log {} has broken framing at byte offset {offset} ({defect}); {}. \
+                         The damage is inside the log, before its last whole frame: it may be \
+                         acknowledged data, or a page lost from a batch that was never \
+                         acknowledged. The {} entries before byte offset {} are intact",
                         path.display(),
                         recovery::resumption(resync_at),
                         report.entries(),
@@ -182,7 +183,14 @@ impl Wal {
     /// A private log that disappears with the process, however it ends: the
     /// file is created already unlinked. Still really written and synced.
     pub fn anonymous() -> Result<Wal> {
-        let file = tempfile::tempfile().context("creating an unlinked temporary log file")?;
+        let dir = std::env::temp_dir();
+        let file = tempfile::tempfile_in(&dir).with_context(|| {
+            format!(
+                "creating the private log (an unlinked file) in the temporary directory {} \
+                 (TMPDIR, else /tmp: set TMPDIR to a writable directory, or give --dir)",
+                dir.display()
+            )
+        })?;
         let (wal, _) = Wal::replay(
             file,
             None,

@@ -489,3 +489,26 @@ fn repair_truncate_at_damage_on_a_full_disk_refuses_and_leaves_nothing() {
     assert!(std::fs::read(&log).unwrap() == bytes, "the log was changed");
     assert_eq!(torn_files(&log), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn a_refused_open_says_what_is_known_of_the_damage() {
+    let dir = tempdir();
+    let (bytes, damage) = log_with_broken_framing();
+    std::fs::write(log_path(dir.path(), "n1"), &bytes).unwrap();
+    let (reply, stderr) = init_in(dir.path(), &[]);
+    assert_eq!(reply["code"], json!(13), "{reply}");
+    let text = reply["text"].as_str().unwrap();
+    assert!(
+        !text.contains("acknowledged data is damaged"),
+        "a lost page of a batch never acknowledged looks the same: {text}"
+    );
+    for wanted in [
+        format!("broken framing at byte offset {damage}"),
+        "inside the log, before its last whole frame".to_owned(),
+        "acknowledged data, or".to_owned(),
+        "never acknowledged".to_owned(),
+    ] {
+        assert!(text.contains(&wanted), "{wanted:?} in {text}\n{stderr}");
+    }
+    assert!(std::fs::read(log_path(dir.path(), "n1")).unwrap() == bytes);
+}
