@@ -256,3 +256,43 @@ fn free_space(dir: &Path) -> io::Result<(u64, u64)> {
     };
     Ok((st.f_bavail as u64 * block, block.max(1)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::encode;
+    use crate::recovery::scan;
+
+    /// A save that fails for a reason other than space (here: the log
+    /// cannot be read back) leaves no `.torn-` file and the log uncut.
+    #[test]
+    fn a_failed_save_leaves_no_save_file_whatever_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("n1.wal");
+        let mut bytes = encode(b"whole");
+        bytes.extend_from_slice(&encode(b"torn frame")[..9]);
+        std::fs::write(&log, &bytes).unwrap();
+        let report = scan(
+            &File::open(&log).unwrap(),
+            bytes.len() as u64,
+            0,
+            0,
+            1 << 20,
+            |_| {},
+        )
+        .unwrap();
+        assert!(matches!(report.tail, Tail::Torn { .. }), "{report:?}");
+        let write_only = OpenOptions::new().write(true).open(&log).unwrap();
+        let e = cut_tail(Some(&log), &write_only, &report).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("reading the bytes to cut"),
+            "{e:#}"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["n1.wal"], "the failed save left a file behind");
+        assert_eq!(std::fs::read(&log).unwrap(), bytes, "the log was cut");
+    }
+}
