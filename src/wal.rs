@@ -80,12 +80,19 @@ impl std::fmt::Display for OpenError {
                     defect,
                     resync_at,
                 } => {
+                    // What replay cannot tell: a page lost from a batch
+                    // never acknowledged looks the same as damage to
+                    // acknowledged frames.
+                    let place = match resync_at {
+                        Some(_) => "The damage is inside the log, before its last whole frame",
+                        None => "The damage may be inside the log, with whole frames after it",
+                    };
                     write!(
                         f,
                         "log {} has broken framing at byte offset {offset} ({defect}); {}. \
-                         The damage is inside the log, before its last whole frame: it may be \
-                         acknowledged data, or a page lost from a batch that was never \
-                         acknowledged. The {} entries before byte offset {} are intact",
+                         {place}: it may be acknowledged data, or a page lost from a batch \
+                         that was never acknowledged. The {} entries before byte offset {} \
+                         are intact",
                         path.display(),
                         recovery::resumption(resync_at),
                         report.entries(),
