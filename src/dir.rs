@@ -1,7 +1,7 @@
 //! Making directory entries durable: a new file's name survives a crash
 //! only once its directory is synced.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::fs::File;
 use std::path::Path;
 
@@ -27,7 +27,12 @@ pub fn create_durably(dir: &Path) -> Result<()> {
     }
     match std::fs::create_dir(dir) {
         Ok(()) => sync_parent(dir),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if !dir.is_dir() {
+                bail!("{} is not a directory", dir.display());
+            }
+            Ok(())
+        }
         Err(e) => Err(e).with_context(|| format!("creating directory {}", dir.display())),
     }
 }

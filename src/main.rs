@@ -43,10 +43,29 @@ struct NodeArgs {
 }
 
 fn main() -> ExitCode {
+    ignore_sigxfsz();
+    treat_empty_wal_dir_as_unset();
     let cli = Cli::parse();
     match cli.tool {
         Some(tool) => tools::run(tool),
         None => serve(cli.node),
+    }
+}
+
+/// A write past `RLIMIT_FSIZE` must fail with EFBIG, so the append gets
+/// error 14 and preallocation falls back, instead of the default action of
+/// `SIGXFSZ` killing the process.
+fn ignore_sigxfsz() {
+    // SAFETY: installs no handler, only the ignore disposition.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+}
+
+/// `WAL_DIR=` (set but empty) means no directory, as an unset variable
+/// does; clap would take it for an empty `--dir`.
+fn treat_empty_wal_dir_as_unset() {
+    if std::env::var_os("WAL_DIR").is_some_and(|v| v.is_empty()) {
+        // SAFETY: called first thing in main, before any other thread exists.
+        unsafe { std::env::remove_var("WAL_DIR") };
     }
 }
 

@@ -12,7 +12,8 @@ use crate::repair::{self, Cut};
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The file is kept this far ahead of the data, in zero-filled chunks, so a
@@ -22,7 +23,7 @@ const PREALLOC_CHUNK: u64 = 16 << 20;
 /// What replay does with broken framing inside the log (`--recover`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Recover {
-    /// Refuse to open: acknowledged data is damaged.
+    /// Refuse to open: the damage may be acknowledged data.
     #[default]
     Refuse,
     /// Cut the log at the damage, saving the cut bytes beside it.
@@ -40,6 +41,15 @@ pub struct Options {
 pub enum OpenError {
     /// Another process holds the log's lock.
     Locked(PathBuf),
+    /// The path is (or leads to) something other than a regular file, such
+    /// as a device or a FIFO; nothing was written to it.
+    NotAFile {
+        path: PathBuf,
+        /// What it is: "a block device", ...
+        kind: &'static str,
+        /// Where the path leads, if it is a symlink.
+        target: Option<PathBuf>,
+    },
     /// Broken framing inside the log; left untouched.
     Damaged {
         path: PathBuf,
@@ -54,16 +64,34 @@ impl std::fmt::Display for OpenError {
             OpenError::Locked(p) => {
                 write!(f, "log {} is locked by another process", p.display())
             }
+            OpenError::NotAFile { path, kind, target } => {
+                write!(f, "log {} is {kind}", path.display())?;
+                if let Some(target) = target {
+                    write!(f, " (through the symlink to {})", target.display())?;
+                }
+                write!(
+                    f,
+                    ", not a regular file: refusing to use it; nothing was written to it"
+                )
+            }
             OpenError::Damaged { path, report } => match report.tail {
                 Tail::BrokenFraming {
                     offset,
                     defect,
                     resync_at,
                 } => {
+                    // What replay cannot tell: a page lost from a batch
+                    // never acknowledged looks the same as damage to
+                    // acknowledged frames.
+                    let place = match resync_at {
+                        Some(_) => "The damage is inside the log, before its last whole frame",
+                        None => "The damage may be inside the log, with whole frames after it",
+                    };
                     write!(
                         f,
-                        "log {} has broken framing at byte offset {offset} ({defect}); {}: \
-                         acknowledged data is damaged. The {} entries before byte offset {} \
+                        "log {} has broken framing at byte offset {offset} ({defect}); {}. \
+                         {place}: it may be acknowledged data, or a page lost from a batch \
+                         that was never acknowledged. The {} entries before byte offset {} \
                          are intact",
                         path.display(),
                         recovery::resumption(resync_at),
@@ -162,7 +190,14 @@ impl Wal {
     /// A private log that disappears with the process, however it ends: the
     /// file is created already unlinked. Still really written and synced.
     pub fn anonymous() -> Result<Wal> {
-        let file = tempfile::tempfile().context("creating an unlinked temporary log file")?;
+        let dir = std::env::temp_dir();
+        let file = tempfile::tempfile_in(&dir).with_context(|| {
+            format!(
+                "creating the private log (an unlinked file) in the temporary directory {} \
+                 (TMPDIR, else /tmp: set TMPDIR to a writable directory, or give --dir)",
+                dir.display()
+            )
+        })?;
         let (wal, _) = Wal::replay(
             file,
             None,
@@ -257,6 +292,12 @@ impl Wal {
             let cut = repair::cut_tail(path.as_deref(), &file, &report)?;
             if let Some(saved) = &cut.saved_to {
                 eprintln!("wal-node: {name}: cut bytes saved to {}", saved.display());
+            }
+            if let Some(unsaved) = &cut.unsaved {
+                eprintln!(
+                    "wal-node: {name}: {unsaved}; cut anyway, since a torn tail was never \
+                     acknowledged"
+                );
             }
             Some(cut)
         } else {
@@ -435,26 +476,83 @@ impl Wal {
 
 /// Opens `path` read-write, creating it (and its directory) if missing and
 /// syncing each directory entry created so the log's name survives a crash.
-fn open_or_create(path: &Path) -> Result<File> {
+/// Anything but a regular file (a device, a FIFO, ...) is refused before a
+/// byte is written to it.
+fn open_or_create(path: &Path) -> Result<File, OpenError> {
     if let Some(parent) = path.parent() {
         dir::create_durably(parent)?;
     }
-    let file = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => OpenOptions::new()
+    // O_NONBLOCK: opening a FIFO must not wait for a peer; O_NOCTTY: a
+    // terminal must not become the process's controlling terminal.
+    let open = |create: bool| {
+        OpenOptions::new()
             .read(true)
             .write(true)
+            .create_new(create)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(path)
-            .with_context(|| format!("opening {}", path.display()))?,
-        Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
     };
+    let file = match open(true) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            open(false).map_err(|e| refusal(path, e, "opening"))?
+        }
+        Err(e) => return Err(refusal(path, e, "creating")),
+    };
+    // The check is on the descriptor itself: what was opened, not what the
+    // path named a moment earlier.
+    let meta = file
+        .metadata()
+        .with_context(|| format!("reading the type of {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(not_a_file(path, meta.file_type()));
+    }
+    set_blocking(&file).with_context(|| format!("opening {}", path.display()))?;
     // Also when the file existed: a crash after an earlier run created it
     // may have come before that run's directory sync.
     dir::sync_parent(path)?;
     Ok(file)
+}
+
+/// Why opening `path` failed: some kinds of file cannot even be opened for
+/// writing (a directory, a socket), so say what it is rather than the errno.
+fn refusal(path: &Path, e: io::Error, doing: &str) -> OpenError {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => not_a_file(path, meta.file_type()),
+        _ => OpenError::Io(anyhow::Error::new(e).context(format!("{doing} {}", path.display()))),
+    }
+}
+
+fn not_a_file(path: &Path, kind: std::fs::FileType) -> OpenError {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = if kind.is_dir() {
+        "a directory"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "of an unknown kind"
+    };
+    OpenError::NotAFile {
+        path: path.to_owned(),
+        kind,
+        target: std::fs::read_link(path).ok(),
+    }
+}
+
+/// Clears the O_NONBLOCK the log was opened with, now that it is known to be
+/// a regular file.
+fn set_blocking(file: &File) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this function borrows, no pointers.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -1,7 +1,8 @@
-//! A full disk, modelled with a small `RLIMIT_FSIZE` and `SIGXFSZ` ignored
-//! (issue 3): appends past the limit get a definite error (14), the node keeps
-//! serving, earlier entries still read back, and the file holds only whole
-//! frames, exactly the acknowledged ones.
+//! A full disk, modelled with a small `RLIMIT_FSIZE`: appends past the limit
+//! get a definite error (14), the node keeps serving, earlier entries still
+//! read back, and the file holds only whole frames, exactly the acknowledged
+//! ones. The node is started with `SIGXFSZ` at its default action (which
+//! kills): it must ignore the signal itself, so the write fails with EFBIG.
 
 mod common;
 mod crash_support;
@@ -51,7 +52,16 @@ fn assert_definite_error(r: &Value, what: &str, stderr: &str) {
     );
 }
 
+/// Puts `SIGXFSZ` back to its default action (kill) in this test process,
+/// so the node inherits it even if `cargo test` was started with the signal
+/// ignored (a shell cannot reset a signal ignored on entry).
+fn sigxfsz_kills() {
+    // SAFETY: sets a process-wide disposition to the default; no handler.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_DFL) };
+}
+
 fn disk_full(setup: &Setup, extra_args: &[&str]) {
+    sigxfsz_kills();
     let label = format!(
         "disk full at {} bytes, {}-byte payloads, args {extra_args:?}",
         setup.limit(),
@@ -63,7 +73,7 @@ fn disk_full(setup: &Setup, extra_args: &[&str]) {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let err = dir.path().join("node.stderr");
-    let prelude = format!("trap '' XFSZ\nulimit -f {}", setup.limit_blocks);
+    let prelude = format!("ulimit -f {}", setup.limit_blocks);
     let mut args = vec!["--dir", data.to_str().unwrap()];
     args.extend_from_slice(extra_args);
     let mut node = spawn_logged(&prelude, &args, &err);

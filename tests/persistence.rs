@@ -618,3 +618,112 @@ fn without_dir_every_run_starts_empty() {
         );
     }
 }
+
+/// Runs the node in `cwd` with `envs` set (and `WAL_DIR` removed unless
+/// given) on `init` and one append; returns the reply bodies and stderr.
+fn init_and_append_in(cwd: &Path, envs: &[(&str, &Path)], args: &[&str]) -> (Vec<Value>, String) {
+    let mut cmd = Command::new(common::bin());
+    cmd.current_dir(cwd).args(args).env_remove("WAL_DIR");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wal-node");
+    let input = [
+        init_line("n1"),
+        line(
+            "c1",
+            json!({"type": "wal_append", "msg_id": 2, "payload": "p"}),
+        ),
+    ]
+    .join("\n");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "exit status; stderr:\n{stderr}");
+    let replies = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["body"].clone())
+        .collect();
+    (replies, stderr)
+}
+
+#[test]
+fn an_empty_wal_dir_is_as_if_unset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (replies, stderr) = init_and_append_in(tmp.path(), &[("WAL_DIR", Path::new(""))], &[]);
+    assert_eq!(
+        replies
+            .iter()
+            .map(|r| r["type"].clone())
+            .collect::<Vec<_>>(),
+        ["init_ok", "wal_append_ok"],
+        "WAL_DIR= must give the private log; stderr:\n{stderr}"
+    );
+    assert!(stderr.contains("<private, unlinked>"), "{stderr}");
+    assert_eq!(
+        tree(tmp.path()),
+        Vec::<PathBuf>::new(),
+        "files were created"
+    );
+}
+
+#[test]
+fn a_dir_that_is_a_regular_file_is_named_as_not_a_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, "some file").unwrap();
+    for dir in [file.clone(), file.join("below")] {
+        let (replies, stderr) =
+            init_and_append_in(tmp.path(), &[], &["--dir", dir.to_str().unwrap()]);
+        let text = replies[0]["text"].as_str().unwrap_or_default();
+        assert_eq!(
+            replies[0]["code"],
+            13,
+            "--dir {}: {:?}",
+            dir.display(),
+            replies[0]
+        );
+        assert!(
+            text.contains(&format!("{} is not a directory", file.display())),
+            "--dir {}: the error must say {} is not a directory: {text:?}\n{stderr}",
+            dir.display(),
+            file.display()
+        );
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"some file");
+    assert_eq!(tree(tmp.path()), [PathBuf::from("not-a-dir")]);
+}
+
+#[test]
+fn an_unusable_tmpdir_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    for tmpdir in [tmp.path().join("missing"), file] {
+        let (replies, stderr) = init_and_append_in(tmp.path(), &[("TMPDIR", &tmpdir)], &[]);
+        let text = replies[0]["text"].as_str().unwrap_or_default();
+        assert_eq!(
+            replies[0]["code"],
+            13,
+            "TMPDIR={}: {:?}",
+            tmpdir.display(),
+            replies[0]
+        );
+        assert!(
+            text.contains(&tmpdir.display().to_string()) && text.contains("TMPDIR"),
+            "TMPDIR={}: the error must name the directory: {text:?}\n{stderr}",
+            tmpdir.display()
+        );
+    }
+}

@@ -107,13 +107,17 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
         return Ok(0);
     }
     let cut = cut_tail(Some(path), &log.file, &report)?;
-    let saved = cut.saved_to.map_or("nothing to save".into(), |p| {
-        format!("saved to {}", p.display())
-    });
+    let saved = match (&cut.saved_to, &cut.unsaved) {
+        (Some(p), _) => format!("saved to {}", p.display()),
+        (None, Some(unsaved)) => {
+            format!("not saved: {unsaved}; cut anyway, since a torn tail was never acknowledged")
+        }
+        (None, None) => "nothing to save".into(),
+    };
     writeln!(
         out,
         "{name}: {what}: cut {} bytes, {saved}; the log now ends at byte {} with {kept}{corrupt}",
-        cut.saved_bytes, cut.at
+        cut.cut_bytes, cut.at
     )?;
     Ok(0)
 }
