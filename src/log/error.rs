@@ -48,6 +48,15 @@ impl std::error::Error for LogError {}
 pub enum OpenError {
     /// Another process holds the log's lock.
     Locked(PathBuf),
+    /// The path is (or leads to) something other than a regular file, such
+    /// as a device or a FIFO; nothing was written to it.
+    NotAFile {
+        path: PathBuf,
+        /// What it is: "a block device", ...
+        kind: &'static str,
+        /// Where the path leads, if it is a symlink.
+        target: Option<PathBuf>,
+    },
     /// Broken framing inside a segment; left untouched.
     Damaged {
         path: PathBuf,
@@ -65,19 +74,35 @@ impl fmt::Display for OpenError {
             OpenError::Locked(p) => {
                 write!(f, "log {} is locked by another process", p.display())
             }
+            OpenError::NotAFile { path, kind, target } => {
+                write!(f, "log file {} is {kind}", path.display())?;
+                if let Some(target) = target {
+                    write!(f, " (through the symlink to {})", target.display())?;
+                }
+                write!(
+                    f,
+                    ", not a regular file: refusing to use it; nothing was written to it"
+                )
+            }
             OpenError::Damaged { path, report } => match report.tail {
                 Tail::BrokenFraming {
                     offset,
                     defect,
                     resync_at,
                 } => {
+                    // What replay cannot tell: a page lost from a batch
+                    // never acknowledged looks the same as damage to
+                    // acknowledged frames.
+                    let place = match resync_at {
+                        Some(_) => "The damage is inside the log, before its last whole frame",
+                        None => "The damage may be inside the log, with whole frames after it",
+                    };
                     write!(
                         f,
-                        "log {} has broken framing at byte position {offset} ({defect}); {}. \
-                         The damage lies before the last whole frame, so it is either \
-                         acknowledged data or a lost page of a batch that was never \
-                         acknowledged; replay cannot tell which. The {} before byte \
-                         position {} are intact",
+                        "log {} has broken framing at byte offset {offset} ({defect}); {}. \
+                         {place}: it may be acknowledged data, or a page lost from a batch \
+                         that was never acknowledged. The {} before byte offset {} \
+                         are intact",
                         path.display(),
                         recovery::resumption(resync_at),
                         crate::count(report.entries(), "entry", "entries"),

@@ -12,6 +12,7 @@ pub mod index_file;
 pub mod meta;
 pub mod names;
 mod open;
+mod regular;
 pub mod sealed;
 pub mod segment;
 mod store;
@@ -87,8 +88,8 @@ impl Log {
         let store = Store::Private;
         let file = store.create_segment(0).with_context(|| {
             format!(
-                "creating an unlinked private log file in the temporary directory {} \
-                 (TMPDIR)",
+                "creating the private log (an unlinked file) in the temporary directory {} \
+                 (TMPDIR, else /tmp: set TMPDIR to a writable directory, or give --dir)",
                 std::env::temp_dir().display()
             )
         })?;

@@ -12,7 +12,7 @@ use super::{DEFAULT_MAX_SEGMENT_BYTES, Log, Options};
 use crate::dir;
 use anyhow::Context;
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io;
 use std::path::Path;
 
@@ -131,11 +131,7 @@ pub fn open_dir(path: &Path, opts: Options) -> Result<Log, OpenError> {
         sealed.push(loaded.map_err(|Unusable(why)| refused(path, why))?);
     }
     let seg_path = path.join(names::segment(last_start));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&seg_path)
-        .with_context(|| format!("opening {}", seg_path.display()))?;
+    let file = super::regular::open(&seg_path, true)?;
     if last_has_index {
         // A crash after sealing the last segment, before the next one's
         // name was durable: if its index holds up, it is sealed; finish the

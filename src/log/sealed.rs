@@ -105,12 +105,23 @@ pub fn load(
 ) -> io::Result<Result<Sealed, Unusable>> {
     let dir = store.dir().expect("only a directory is reopened");
     let seg_path = dir.join(super::names::segment(start));
-    let segment = File::open(&seg_path)?;
+    let open = |path: &std::path::Path| match super::regular::open(path, false) {
+        Ok(f) => Ok(Ok(f)),
+        Err(super::error::OpenError::Io(e)) => Err(e
+            .downcast::<io::Error>()
+            .unwrap_or_else(|e| io::Error::other(format!("{e:#}")))),
+        Err(other) => Ok(Err(Unusable(other.to_string()))),
+    };
+    let segment = match open(&seg_path)? {
+        Ok(f) => f,
+        Err(u) => return Ok(Err(u)),
+    };
     let seg_len = segment.metadata()?.len();
-    let why = match File::open(dir.join(super::names::index(start))) {
+    let why = match open(&dir.join(super::names::index(start))) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => "missing".to_string(),
         Err(e) => return Err(e),
-        Ok(index) => match index_file::read_header(&index)? {
+        Ok(Err(u)) => return Ok(Err(u)),
+        Ok(Ok(index)) => match index_file::read_header(&index)? {
             Err(defect) => defect.0,
             Ok(h) if h.start != start => format!("it names start offset {}", h.start),
             Ok(h) if h.segment_bytes > seg_len => {

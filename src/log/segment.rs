@@ -386,9 +386,12 @@ fn bit_rot_event(name: &str, report: &ScanReport, failing: &[u64]) -> Event {
 }
 
 fn cut_event(name: &str, report: &ScanReport, decision: Decision, cut: &Cut) -> Event {
-    let saved = match &cut.saved_to {
-        Some(p) => format!("; cut bytes saved to {}", p.display()),
-        None => String::new(),
+    let saved = match (&cut.saved_to, &cut.unsaved) {
+        (Some(p), _) => format!("; cut bytes saved to {}", p.display()),
+        (None, Some(unsaved)) => {
+            format!("; {unsaved}; cut anyway, since a torn tail was never acknowledged")
+        }
+        (None, None) => String::new(),
     };
     match (decision, report.tail) {
         (Decision::CutTorn, Tail::Torn { len, reason }) => Event::new(

@@ -37,7 +37,7 @@ impl Store {
                 .write(true)
                 .create_new(true)
                 .open(dir.join(names::segment(start))),
-            None => tempfile::tempfile(),
+            None => tempfile::tempfile_in(std::env::temp_dir()),
         }
     }
 
@@ -81,10 +81,13 @@ impl Store {
     /// Opens a sealed segment and its index for reading.
     pub fn open_sealed(&self, start: u64) -> io::Result<(File, File)> {
         let dir = self.dir().expect("a private log keeps its files open");
-        Ok((
-            File::open(dir.join(names::segment(start)))?,
-            File::open(dir.join(names::index(start)))?,
-        ))
+        let open = |name: String| {
+            super::regular::open(&dir.join(name), false).map_err(|e| match e {
+                super::error::OpenError::Io(e) => io::Error::other(format!("{e:#}")),
+                other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+            })
+        };
+        Ok((open(names::segment(start))?, open(names::index(start))?))
     }
 
     /// Makes the directory's entries (new, renamed, removed files) durable.
