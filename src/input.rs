@@ -131,7 +131,7 @@ impl<R: Read> Lines<R> {
                 Ok(n) => break n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    eprintln!("wal-node: reading stdin failed: {e}; treating it as end of input");
+                    crate::stderr!("reading stdin failed: {e}; treating it as end of input");
                     break 0;
                 }
             }

@@ -79,8 +79,8 @@ impl Node {
         let line = match input {
             Input::Line(line) => line,
             Input::Oversized { bytes } => {
-                eprintln!(
-                    "wal-node: discarded an input line of {bytes} bytes, over the limit of {} bytes",
+                crate::stderr!(
+                    "discarded an input line of {bytes} bytes, over the limit of {} bytes",
                     self.config.max_line_bytes()
                 );
                 return None;
@@ -103,7 +103,7 @@ impl Node {
             }
             Err(why) => {
                 let shown = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
-                eprintln!("wal-node: ignored an input line ({why}): {shown:?}");
+                crate::stderr!("ignored an input line ({why}): {shown:?}");
                 None
             }
         }
@@ -114,8 +114,8 @@ impl Node {
         let (replies, fatal) = match self.apply_batched(jobs) {
             Ok(replies) => (replies, None),
             Err((LogError::Write(e), mut replies)) => {
-                eprintln!(
-                    "wal-node: writing a batch of appends failed ({e}); rolled back, retrying one at a time"
+                crate::stderr!(
+                    "writing a batch of appends failed ({e}); rolled back, retrying one at a time"
                 );
                 let (retried, failure) = self.apply_one_by_one(&jobs[replies.len()..]);
                 replies.extend(retried);
@@ -128,13 +128,13 @@ impl Node {
             let extended = self.wal.as_mut().map_or(Ok(()), Wal::extend_ahead);
             if let Err(LogError::Sync(e) | LogError::Write(e) | LogError::Read(e)) = extended {
                 // Nothing waits on this sync, but the disk just failed one.
-                eprintln!("wal-node: fsync while extending the log failed ({e}): exiting");
+                crate::stderr!("fsync while extending the log failed ({e}): exiting");
                 bail!("fsync failed: {e}");
             }
             return Ok(());
         };
-        eprintln!(
-            "wal-node: fsync of the log failed ({e}). The kernel may have dropped the unsynced bytes, \
+        crate::stderr!(
+            "fsync of the log failed ({e}). The kernel may have dropped the unsynced bytes, \
              so no later sync could prove them durable: exiting. A restart replays what is really on disk."
         );
         let served = replies.len();
@@ -281,7 +281,7 @@ impl Node {
                 let entry = match wal.read(*offset) {
                     Err(LogError::Read(e)) => {
                         // One unreadable entry does not stop the node serving the rest.
-                        eprintln!("wal-node: reading entry {offset} failed: {e}");
+                        crate::stderr!("reading entry {offset} failed: {e}");
                         let text = format!("could not read entry {offset} from the log: {e}");
                         return error(Rejection::new(ErrorCode::Crash, text));
                     }
@@ -356,14 +356,14 @@ impl Node {
                     }
                     Err(e) => {
                         let text = format!("cannot open the log: {e}");
-                        eprintln!("wal-node: init failed: {text}");
+                        crate::stderr!("init failed: {text}");
                         return Err(Rejection::new(ErrorCode::Crash, text));
                     }
                 }
             }
         };
-        eprintln!(
-            "wal-node: node {node_id} serving log {} ({} entries, {} bytes)",
+        crate::stderr!(
+            "node {node_id} serving log {} ({} entries, {} bytes)",
             wal.path()
                 .map_or("<private, unlinked>".into(), |p| p.display().to_string()),
             wal.entries(),

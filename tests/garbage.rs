@@ -454,3 +454,69 @@ fn a_maximal_payload_fully_escaped_is_served_not_discarded() {
     );
     assert_eq!(bodies[3]["entries"], 1, "{}", bodies[3]);
 }
+
+/// Whoever reads the node's stderr may go away (a closed terminal, a log
+/// collector that died). Logging must not take the node down: with stderr a
+/// pipe nobody reads, it still answers everything, garbage included, and
+/// exits 0 at end of input.
+#[test]
+fn a_closed_stderr_does_not_stop_the_node() {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    // No reader left: every write to stderr now fails with EPIPE.
+    drop(reader);
+    let mut input = Vec::new();
+    push_line(&mut input, init_line("n1").as_bytes());
+    // Each of these makes the node write to stderr.
+    push_line(&mut input, b"not json, logged");
+    push_line(&mut input, &[b'x'; 1 << 17]);
+    push_line(
+        &mut input,
+        &request(
+            "c1",
+            json!({"type": "wal_append", "msg_id": 2, "payload": "kept"}),
+        ),
+    );
+    push_line(
+        &mut input,
+        &request("c1", json!({"type": "wal_read", "msg_id": 3, "offset": 0})),
+    );
+    let mut child = Command::new(common::bin())
+        .args(["--max-entry-bytes", "16"])
+        .env_remove("WAL_DIR")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(writer)
+        .spawn()
+        .expect("spawn wal-node");
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait for wal-node");
+    feeder.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "exit status with stderr closed (101 is a panic)"
+    );
+    let bodies: Vec<Value> = String::from_utf8(out.stdout)
+        .expect("stdout is UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON reply")["body"].clone())
+        .collect();
+    let summary: Vec<(&Value, &Value)> = bodies
+        .iter()
+        .map(|b| (&b["type"], &b["in_reply_to"]))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (&json!("init_ok"), &json!(1)),
+            (&json!("wal_append_ok"), &json!(2)),
+            (&json!("wal_read_ok"), &json!(3)),
+        ],
+        "replies with stderr closed: {bodies:?}"
+    );
+    assert_eq!(bodies[2]["payload"], "kept");
+}
