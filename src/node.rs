@@ -90,7 +90,9 @@ impl Node {
             Ok(env) => {
                 let kind = protocol::kind(&env.body);
                 let request = match kind {
-                    Ok(k) => protocol::validate(k, &env.body, self.config.wal.max_entry_bytes),
+                    Ok(k) => {
+                        protocol::validate(k, &env.body, self.config.wal.max_entry_bytes, &line)
+                    }
                     Err(ref e) => Err(e.clone()),
                 };
                 Some(Job {

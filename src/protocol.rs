@@ -1,5 +1,7 @@
 //! The wire: Maelstrom envelopes, request validation, reply bodies.
 
+pub mod attribution;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -114,16 +116,19 @@ pub fn kind(body: &Map<String, Value>) -> Result<Kind, Rejection> {
     }
 }
 
-/// Checks every field of a request of kind `kind`.
+/// Checks every field of a request of kind `kind`. `line` is the request
+/// as received, read again only to show a bad number as it was written.
 pub fn validate(
     kind: Kind,
     body: &Map<String, Value>,
     max_entry_bytes: u32,
+    line: &[u8],
 ) -> Result<Request, Rejection> {
     if msg_id(body).is_none() {
-        return Err(Rejection::malformed(
-            "field `msg_id` must be a non-negative integer",
-        ));
+        return Err(match body.get("msg_id") {
+            None => Rejection::malformed("missing field `msg_id`"),
+            Some(v) => out_of_range("msg_id", v, attribution::scan(line).raw_msg_id()),
+        });
     }
     match kind {
         Kind::Init => {
@@ -162,16 +167,24 @@ pub fn validate(
             Some(v) => v
                 .as_u64()
                 .map(|offset| Request::Read { offset })
-                .ok_or_else(|| {
-                    Rejection::malformed(format!(
-                        "field `offset` must be an integer from 0 to {}, got {v}",
-                        u64::MAX
-                    ))
-                }),
+                .ok_or_else(|| out_of_range("offset", v, attribution::scan(line).raw_offset())),
             None => Err(Rejection::malformed("missing field `offset`")),
         },
         Kind::Info => Ok(Request::Info),
     }
+}
+
+/// A field that must be a u64 and is not. The parser keeps a number out of
+/// u64's range only as a float (2^64 would show as 1.8446744073709552e+19),
+/// so the text is the value as written in the line (`raw`) when that is what
+/// the parser read.
+fn out_of_range(name: &str, v: &Value, raw: Option<&str>) -> Rejection {
+    let written = raw.filter(|r| serde_json::from_str::<Value>(r).ok().as_ref() == Some(v));
+    let shown = written.map_or_else(|| v.to_string(), str::to_owned);
+    Rejection::malformed(format!(
+        "field `{name}` must be an integer from 0 to {}, got {shown}",
+        u64::MAX
+    ))
 }
 
 fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str, Rejection> {
@@ -308,17 +321,47 @@ mod tests {
             let b = body(&format!(
                 r#"{{"type":"wal_read","msg_id":1,"offset":{bad}}}"#
             ));
-            let err = validate(Kind::Read, &b, 10).unwrap_err();
+            let err = validate(Kind::Read, &b, 10, b"").unwrap_err();
             assert_eq!(err.code, ErrorCode::MalformedRequest);
             assert!(err.text.contains("`offset`"), "{}", err.text);
+        }
+    }
+
+    /// The parser keeps numbers past u64 as floats; errors show them as the
+    /// client wrote them, and say the range.
+    #[test]
+    fn numbers_out_of_range_are_shown_as_written() {
+        for (field, raw) in [
+            ("offset", "18446744073709551616"),
+            ("offset", "99999999999999999999999"),
+            ("offset", "1e3"),
+            ("offset", "-0.0"),
+            ("msg_id", "18446744073709551616"),
+            ("msg_id", "-1"),
+        ] {
+            let line = match field {
+                "offset" => format!(
+                    r#"{{"src":"c1","body":{{"type":"wal_read","msg_id":1,"offset":{raw}}}}}"#
+                ),
+                _ => format!(r#"{{"src":"c1","body":{{"type":"wal_info","msg_id":{raw}}}}}"#),
+            };
+            let top: Map<String, Value> = serde_json::from_str(&line).unwrap();
+            let b = top["body"].as_object().unwrap();
+            let err = validate(kind(b).unwrap(), b, 10, line.as_bytes()).unwrap_err();
+            assert_eq!(
+                err.text,
+                format!(
+                    "field `{field}` must be an integer from 0 to 18446744073709551615, got {raw}"
+                )
+            );
         }
     }
 
     #[test]
     fn payload_limit_counts_utf8_bytes() {
         let b = body(r#"{"type":"wal_append","msg_id":1,"payload":"ééé"}"#);
-        assert!(validate(Kind::Append, &b, 6).is_ok());
-        let err = validate(Kind::Append, &b, 5).unwrap_err();
+        assert!(validate(Kind::Append, &b, 6, b"").is_ok());
+        let err = validate(Kind::Append, &b, 5, b"").unwrap_err();
         assert!(err.text.contains("6 bytes"), "{}", err.text);
     }
 }
