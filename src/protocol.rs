@@ -47,14 +47,10 @@ pub struct Envelope {
     pub body: Map<String, Value>,
 }
 
-/// Parses one input line. `Err` means the line cannot be answered at all
-/// (no JSON object, no `src`, no `body`): the caller logs it and goes on.
+/// Parses one input line. `Err` says why it is no message: the caller
+/// answers it if `attribution` finds who sent it, else logs it and goes on.
 pub fn parse_envelope(line: &[u8]) -> Result<Envelope, String> {
-    let value: Value =
-        serde_json::from_slice(line).map_err(|e| match std::str::from_utf8(line) {
-            Err(bad) => format!("not UTF-8 (invalid byte at {})", bad.valid_up_to()),
-            Ok(_) => format!("not a JSON message: {e}"),
-        })?;
+    let value: Value = serde_json::from_slice(line).map_err(|e| why_unparsed(line, &e))?;
     let Value::Object(mut top) = value else {
         return Err("not a JSON object".into());
     };
@@ -71,6 +67,51 @@ pub fn parse_envelope(line: &[u8]) -> Result<Envelope, String> {
         _ => String::new(),
     };
     Ok(Envelope { src, dest, body })
+}
+
+/// Names what the parser could not take, in the client's terms: serde_json
+/// reports a lone surrogate as "unexpected end of hex escape".
+fn why_unparsed(line: &[u8], e: &serde_json::Error) -> String {
+    if let Err(bad) = std::str::from_utf8(line) {
+        return format!(
+            "invalid UTF-8 at byte offset {} of the line",
+            bad.valid_up_to()
+        );
+    }
+    // The parser stops at the first error, so a surrogate before where it
+    // stopped is what it choked on.
+    match lone_surrogate(line) {
+        Some((at, escape)) if e.line() == 1 && at < e.column() => format!(
+            "lone UTF-16 surrogate {escape} at byte offset {at} of the line: a string must be \
+             valid Unicode (a surrogate escape needs its pair)"
+        ),
+        _ => format!("not a JSON message: {e}"),
+    }
+}
+
+/// The first `\uXXXX` escape of a surrogate without its pair, and where it is.
+fn lone_surrogate(line: &[u8]) -> Option<(usize, String)> {
+    let escape_at = |i: usize| -> Option<u32> {
+        let hex = line.get(i..i + 6)?.strip_prefix(b"\\u")?;
+        u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let mut i = 0;
+    while i < line.len() {
+        if line[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match escape_at(i) {
+            Some(0xD800..=0xDBFF) if matches!(escape_at(i + 6), Some(0xDC00..=0xDFFF)) => i += 12,
+            Some(0xD800..=0xDFFF) => {
+                return Some((i, String::from_utf8_lossy(&line[i..i + 6]).into_owned()));
+            }
+            Some(_) => i += 6,
+            // Any other escape is two bytes (`\\` included).
+            None => i += 2,
+        }
+    }
+    None
 }
 
 /// A validated request.
@@ -355,6 +396,33 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn lone_surrogates_are_named_and_pairs_are_not() {
+        let why = |l: &str| parse_envelope(l.as_bytes()).err();
+        for (payload, at) in [
+            (r"\ud800", 14),
+            (r"ab\uDFFFcd", 16),
+            (r"\ud800\u0041", 14),
+            (r"\ud83d\ude00\ud800", 26),
+            (r"\\\udc00", 16),
+        ] {
+            let line = format!(r#"{{"body":{{"p":"{payload}"}}}}"#);
+            let why = why(&line).unwrap();
+            assert!(
+                why.starts_with("lone UTF-16 surrogate")
+                    && why.contains(&format!("byte offset {at} ")),
+                "{line}: {why}"
+            );
+        }
+        // A pair is a character; an escaped backslash is no escape.
+        assert_eq!(why(r#"{"src":"c1","body":{"p":"\ud83d\ude00"}}"#), None);
+        assert!(
+            why(r#"{"p":"\\ud800"} x"#)
+                .unwrap()
+                .starts_with("not a JSON message")
+        );
     }
 
     #[test]
