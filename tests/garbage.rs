@@ -827,3 +827,70 @@ fn a_closed_stderr_does_not_stop_the_node() {
     );
     assert_eq!(bodies[2]["payload"], "kept");
 }
+
+/// When a batch's write fails (here: the file size limit), its requests
+/// are redone one at a time. A bad line in that batch is still reported
+/// once, in its turn, not again on the retry.
+#[test]
+fn a_bad_line_in_a_batch_redone_after_a_failed_write_is_reported_once() {
+    let mut input = Vec::new();
+    push_line(&mut input, init_line("n1").as_bytes());
+    // 12 KB: over the 8 KiB file size limit below, so the batch's write fails.
+    push_line(
+        &mut input,
+        &request(
+            "c1",
+            json!({"type": "wal_append", "msg_id": 2, "payload": "b".repeat(12_000)}),
+        ),
+    );
+    push_line(&mut input, b"junk in the batch");
+    push_line(
+        &mut input,
+        &request(
+            "c1",
+            json!({"type": "wal_append", "msg_id": 4, "payload": "small"}),
+        ),
+    );
+    // SIGXFSZ ignored, so a write past the limit fails with EFBIG.
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 8; exec "$0""#)
+        .arg(common::bin())
+        .env_remove("WAL_DIR")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn wal-node");
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait for wal-node");
+    feeder.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let types: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a JSON reply");
+            json!([v["body"]["type"], v["body"]["code"]])
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            json!(["init_ok", null]),
+            json!(["error", 14]),
+            json!(["wal_append_ok", null])
+        ],
+        "stderr:\n{stderr}"
+    );
+    let retried = stderr.contains("retrying one at a time");
+    let reported = complaints(&stderr);
+    assert_eq!(
+        reported.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        [3],
+        "the bad line must be reported once (batch retried: {retried}):\n{stderr}"
+    );
+}
