@@ -1,5 +1,7 @@
 //! Reading requests from stdin in batches, one line each, never holding
-//! more than one over-long line's worth of input in memory.
+//! more than one over-long line's worth of input in memory. An over-long
+//! line is scanned as it streams past for who sent it, so that it can be
+//! answered.
 //!
 //! Batching comes from the pipe itself: while the node syncs, requests pile
 //! up in the kernel's pipe buffer, and the next `read` returns all of them
@@ -8,6 +10,7 @@
 //! the main thread from it moved that thread away from the CPU taking the
 //! disk's interrupts (README "Performance").
 
+use crate::protocol::attribution::{Found, Scanner};
 use std::io::{ErrorKind, Read};
 
 /// Bytes asked of each `read`.
@@ -19,7 +22,15 @@ pub enum Input {
     /// A line longer than the limit, discarded as it streamed past.
     Oversized {
         bytes: u64,
+        /// Its sender, if the scan found one.
+        found: Found,
     },
+}
+
+/// An over-long line being let go: its length so far, and the scan of it.
+struct Discarding {
+    bytes: u64,
+    scan: Scanner,
 }
 
 pub struct Lines<R> {
@@ -32,8 +43,8 @@ pub struct Lines<R> {
     /// How far into `buf` no newline has been found yet.
     scanned: usize,
     max_line: usize,
-    /// Bytes of an over-long line dropped so far, while dropping one.
-    discarded: Option<u64>,
+    /// The over-long line being dropped, while dropping one.
+    discarded: Option<Discarding>,
     at_end: bool,
 }
 
@@ -83,12 +94,11 @@ impl<R: Read> Lines<R> {
             Some(i) => {
                 let end = self.scanned + i;
                 let len = end - self.start;
-                let input = match self.discarded.take() {
-                    Some(dropped) => Input::Oversized {
-                        bytes: dropped + len as u64,
-                    },
-                    None if len > self.max_line => Input::Oversized { bytes: len as u64 },
-                    None => Input::Line(self.buf[self.start..end].to_vec()),
+                let input = if self.discarded.is_some() || len > self.max_line {
+                    self.discard(end);
+                    self.oversized()
+                } else {
+                    Input::Line(self.buf[self.start..end].to_vec())
                 };
                 self.start = end + 1;
                 self.scanned = self.start;
@@ -97,8 +107,8 @@ impl<R: Read> Lines<R> {
             None => {
                 self.scanned = self.buf.len();
                 if self.discarded.is_some() || self.buf.len() - self.start > self.max_line {
-                    // Too long to keep: count it and let its bytes go.
-                    *self.discarded.get_or_insert(0) += (self.buf.len() - self.start) as u64;
+                    // Too long to keep: scan it and let its bytes go.
+                    self.discard(self.buf.len());
                     self.buf.truncate(self.start);
                     self.scanned = self.start;
                 }
@@ -110,15 +120,35 @@ impl<R: Read> Lines<R> {
     /// A last line with no newline after it, at end of input.
     fn take_unterminated(&mut self) -> Option<Input> {
         let rest = self.buf.len() - self.start;
-        let input = match self.discarded.take() {
-            Some(dropped) => Some(Input::Oversized {
-                bytes: dropped + rest as u64,
-            }),
-            None if rest > 0 => Some(Input::Line(self.buf[self.start..].to_vec())),
-            None => None,
+        let input = if self.discarded.is_some() || rest > self.max_line {
+            self.discard(self.buf.len());
+            Some(self.oversized())
+        } else if rest > 0 {
+            Some(Input::Line(self.buf[self.start..].to_vec()))
+        } else {
+            None
         };
         self.start = self.buf.len();
         input
+    }
+
+    /// Counts and scans the over-long line's bytes from `start` to `end`.
+    fn discard(&mut self, end: usize) {
+        let d = self.discarded.get_or_insert_with(|| Discarding {
+            bytes: 0,
+            scan: Scanner::default(),
+        });
+        d.bytes += (end - self.start) as u64;
+        d.scan.feed(&self.buf[self.start..end]);
+    }
+
+    /// The over-long line just ended.
+    fn oversized(&mut self) -> Input {
+        let d = self.discarded.take().expect("a line was being discarded");
+        Input::Oversized {
+            bytes: d.bytes,
+            found: d.scan.finish(),
+        }
     }
 
     /// One `read`: whatever the pipe holds, up to `READ_CHUNK` bytes.
@@ -131,7 +161,7 @@ impl<R: Read> Lines<R> {
                 Ok(n) => break n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    eprintln!("wal-node: reading stdin failed: {e}; treating it as end of input");
+                    crate::stderr!("reading stdin failed: {e}; treating it as end of input");
                     break 0;
                 }
             }
@@ -164,7 +194,10 @@ mod tests {
             .flatten()
             .map(|i| match i {
                 Input::Line(l) => String::from_utf8_lossy(&l).into_owned(),
-                Input::Oversized { bytes } => format!("<{bytes} dropped>"),
+                Input::Oversized { bytes, found } => match found.sender() {
+                    Some((src, id)) => format!("<{bytes} dropped, from {src} msg_id {id}>"),
+                    None => format!("<{bytes} dropped>"),
+                },
             })
             .collect()
     }
@@ -193,6 +226,28 @@ mod tests {
         let mut unterminated = b"ok\n".to_vec();
         unterminated.extend(std::iter::repeat_n(b'y', 5000));
         assert_eq!(collect(&unterminated, 100, 64), ["ok", "<5000 dropped>"]);
+    }
+
+    #[test]
+    fn finds_the_sender_of_an_overlong_line_as_it_streams_past() {
+        // `src` comes last: only a scan of the whole line finds it.
+        let mut line = br#"{"body":{"type":"wal_append","payload":""#.to_vec();
+        line.extend(std::iter::repeat_n(b'x', 5000));
+        line.extend_from_slice(br#"","msg_id":9},"src":"c2"}"#);
+        let mut input = line.clone();
+        input.extend_from_slice(b"\nnext\n");
+        // Unterminated, and with its `msg_id` cut off: nobody to answer.
+        input.extend_from_slice(&line[..line.len() - 20]);
+        for read_size in [1, 7, 4096, 1 << 20] {
+            assert_eq!(
+                collect(&input, 100, read_size),
+                [
+                    format!("<{} dropped, from c2 msg_id 9>", line.len()),
+                    "next".into(),
+                    format!("<{} dropped>", line.len() - 20),
+                ]
+            );
+        }
     }
 
     #[test]

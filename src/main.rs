@@ -82,7 +82,7 @@ fn serve(args: NodeArgs) -> ExitCode {
     match Node::new(config).run(std::io::stdin().lock(), &mut stdout.lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wal-node: stopping: {e:#}");
+            wal_node::stderr!("stopping: {e:#}");
             ExitCode::FAILURE
         }
     }

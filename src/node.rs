@@ -3,6 +3,7 @@
 //! their replies in request order with one flush.
 
 use crate::input::{Input, Lines};
+use crate::protocol::attribution::Found;
 use crate::protocol::{self, ErrorCode, Kind, Rejection, Reply, Request};
 use crate::wal::{self, LogError, OpenError, Wal};
 use anyhow::{Result, bail};
@@ -30,8 +31,25 @@ impl Config {
     }
 }
 
-/// One parsed request and where its reply goes.
+/// One input line, in the order it came.
 struct Job {
+    /// 1-based, counting every line read from stdin.
+    line: u64,
+    /// What stderr says about a bad line, said when its turn comes so that
+    /// stderr follows input order.
+    complaint: Option<String>,
+    /// `None` when the line names nobody to answer: it is only logged.
+    message: Option<Message>,
+}
+
+impl Job {
+    fn msg_id(&self) -> Option<u64> {
+        self.message.as_ref().and_then(|m| m.msg_id)
+    }
+}
+
+/// A request (or a line answered with an error) and where its reply goes.
+struct Message {
     peer: String,
     addressed_to: String,
     msg_id: Option<u64>,
@@ -39,8 +57,11 @@ struct Job {
     request: Result<Request, Rejection>,
 }
 
+/// One per job, in job order: `None` where there is nothing to send.
+type Replies<'j> = Vec<Option<Outgoing<'j>>>;
+
 struct Outgoing<'j> {
-    job: &'j Job,
+    to: &'j Message,
     /// This node's id as it was when the request was applied (a request
     /// before `init` is answered from the address it was sent to).
     src: Rc<str>,
@@ -52,6 +73,46 @@ pub struct Node {
     node_id: Option<Rc<str>>,
     wal: Option<Wal>,
     next_msg_id: u64,
+    /// The last input line whose complaint went to stderr: a batch retried
+    /// after a failed write does not repeat them.
+    reported_through: u64,
+}
+
+/// A line that does not parse: answered with error 12 if the scan found
+/// who sent it, else only logged. `kept` is the line, unless it was too
+/// long to keep.
+fn bad_line(line: u64, why: String, found: &Found, kept: Option<&[u8]>) -> Job {
+    let sender = found.sender();
+    let answer = match &sender {
+        Some((peer, msg_id)) => format!("answered error 12 to {peer:?} (msg_id {msg_id})"),
+        None => "nobody to answer (no `src` and `body.msg_id` found)".to_owned(),
+    };
+    let complaint = match kept {
+        Some(bytes) => {
+            let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]);
+            format!("input line {line}: ignored ({why}), {answer}: {shown:?}")
+        }
+        None => format!("input line {line}: discarded unread ({why}), {answer}"),
+    };
+    let message = sender.map(|(peer, msg_id)| {
+        let text = match kept {
+            Some(_) => why,
+            None => format!("{why}; it was discarded unread"),
+        };
+        let rejection = Rejection::new(ErrorCode::MalformedRequest, text);
+        Message {
+            peer,
+            addressed_to: found.dest().unwrap_or_default(),
+            msg_id: Some(msg_id),
+            kind: Err(rejection.clone()),
+            request: Err(rejection),
+        }
+    });
+    Job {
+        line,
+        complaint: Some(complaint),
+        message,
+    }
 }
 
 impl Node {
@@ -61,6 +122,7 @@ impl Node {
             node_id: None,
             wal: None,
             next_msg_id: 0,
+            reported_through: 0,
         }
     }
 
@@ -68,43 +130,55 @@ impl Node {
     /// failed sync (the replies saying so are sent first) or a dead stdout.
     pub fn run(mut self, input: impl Read, out: &mut impl Write) -> Result<()> {
         let mut lines = Lines::new(input, self.config.max_line_bytes());
+        let mut line = 0;
         while let Some(batch) = lines.next_batch(self.config.max_batch, MAX_BATCH_BYTES) {
-            let jobs: Vec<Job> = batch.into_iter().filter_map(|i| self.parse(i)).collect();
+            let jobs: Vec<Job> = batch
+                .into_iter()
+                .map(|input| {
+                    line += 1;
+                    self.parse(input, line)
+                })
+                .collect();
             self.serve(&jobs, out)?;
         }
         Ok(())
     }
 
-    fn parse(&self, input: Input) -> Option<Job> {
-        let line = match input {
-            Input::Line(line) => line,
-            Input::Oversized { bytes } => {
-                eprintln!(
-                    "wal-node: discarded an input line of {bytes} bytes, over the limit of {} bytes",
+    fn parse(&self, input: Input, line: u64) -> Job {
+        let bytes = match input {
+            Input::Line(bytes) => bytes,
+            Input::Oversized { bytes, found } => {
+                let why = format!(
+                    "the line is {bytes} bytes, over the limit of {} bytes (6 x --max-entry-bytes + 64 KiB)",
                     self.config.max_line_bytes()
                 );
-                return None;
+                return bad_line(line, why, &found, None);
             }
         };
-        match protocol::parse_envelope(&line) {
+        match protocol::parse_envelope(&bytes) {
             Ok(env) => {
                 let kind = protocol::kind(&env.body);
                 let request = match kind {
-                    Ok(k) => protocol::validate(k, &env.body, self.config.wal.max_entry_bytes),
+                    Ok(k) => {
+                        protocol::validate(k, &env.body, self.config.wal.max_entry_bytes, &bytes)
+                    }
                     Err(ref e) => Err(e.clone()),
                 };
-                Some(Job {
-                    msg_id: protocol::msg_id(&env.body),
-                    peer: env.src,
-                    addressed_to: env.dest,
-                    kind,
-                    request,
-                })
+                Job {
+                    line,
+                    complaint: None,
+                    message: Some(Message {
+                        msg_id: protocol::msg_id(&env.body),
+                        peer: env.src,
+                        addressed_to: env.dest,
+                        kind,
+                        request,
+                    }),
+                }
             }
             Err(why) => {
-                let shown = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
-                eprintln!("wal-node: ignored an input line ({why}): {shown:?}");
-                None
+                let found = protocol::attribution::scan(&bytes);
+                bad_line(line, why, &found, Some(&bytes))
             }
         }
     }
@@ -114,8 +188,8 @@ impl Node {
         let (replies, fatal) = match self.apply_batched(jobs) {
             Ok(replies) => (replies, None),
             Err((LogError::Write(e), mut replies)) => {
-                eprintln!(
-                    "wal-node: writing a batch of appends failed ({e}); rolled back, retrying one at a time"
+                crate::stderr!(
+                    "writing a batch of appends failed ({e}); rolled back, retrying one at a time"
                 );
                 let (retried, failure) = self.apply_one_by_one(&jobs[replies.len()..]);
                 replies.extend(retried);
@@ -128,28 +202,30 @@ impl Node {
             let extended = self.wal.as_mut().map_or(Ok(()), Wal::extend_ahead);
             if let Err(LogError::Sync(e) | LogError::Write(e) | LogError::Read(e)) = extended {
                 // Nothing waits on this sync, but the disk just failed one.
-                eprintln!("wal-node: fsync while extending the log failed ({e}): exiting");
+                crate::stderr!("fsync while extending the log failed ({e}): exiting");
                 bail!("fsync failed: {e}");
             }
             return Ok(());
         };
-        eprintln!(
-            "wal-node: fsync of the log failed ({e}). The kernel may have dropped the unsynced bytes, \
+        crate::stderr!(
+            "fsync of the log failed ({e}). The kernel may have dropped the unsynced bytes, \
              so no later sync could prove them durable: exiting. A restart replays what is really on disk."
         );
         let served = replies.len();
         let mut replies = replies;
-        replies.extend(jobs[served..].iter().map(|job| Outgoing {
-            job,
-            src: self.src_for(job),
-            reply: Reply::error(
-                job.msg_id,
+        for job in &jobs[served..] {
+            self.report(job);
+            let reply = Reply::error(
+                job.msg_id(),
                 Rejection::new(
                     ErrorCode::Crash,
-                    format!("fsync failed ({e}); this request may or may not have taken effect; the node is exiting"),
+                    format!(
+                        "fsync failed ({e}); this request may or may not have taken effect; the node is exiting"
+                    ),
                 ),
-            ),
-        }));
+            );
+            replies.push(self.outgoing(job, Some(reply)));
+        }
         self.send(replies, out)?;
         bail!("fsync failed: {e}")
     }
@@ -161,7 +237,7 @@ impl Node {
     fn apply_batched<'j>(
         &mut self,
         jobs: &'j [Job],
-    ) -> Result<Vec<Outgoing<'j>>, (LogError, Vec<Outgoing<'j>>)> {
+    ) -> Result<Replies<'j>, (LogError, Replies<'j>)> {
         let mut mark = self.wal.as_ref().map(Wal::mark);
         let mut redo_from = 0;
         let mut replies = Vec::with_capacity(jobs.len());
@@ -169,11 +245,7 @@ impl Node {
             for (i, job) in jobs.iter().enumerate() {
                 let was_closed = self.wal.is_none();
                 let reply = self.apply(job)?;
-                replies.push(Outgoing {
-                    job,
-                    src: self.src_for(job),
-                    reply,
-                });
+                replies.push(self.outgoing(job, reply));
                 if was_closed && self.wal.is_some() {
                     mark = self.wal.as_ref().map(Wal::mark);
                     redo_from = i + 1;
@@ -199,10 +271,7 @@ impl Node {
     /// The careful path after a failed write: one commit per append, so
     /// exactly the appends that do not fit get a definite error. Returns the
     /// replies so far and, if a sync failed, why (the rest are then unserved).
-    fn apply_one_by_one<'j>(
-        &mut self,
-        jobs: &'j [Job],
-    ) -> (Vec<Outgoing<'j>>, Option<std::io::Error>) {
+    fn apply_one_by_one<'j>(&mut self, jobs: &'j [Job]) -> (Replies<'j>, Option<std::io::Error>) {
         let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs {
             let mark = self.wal.as_ref().map(Wal::mark);
@@ -222,31 +291,47 @@ impl Node {
                     {
                         return (replies, Some(e));
                     }
-                    Reply::error(
-                        job.msg_id,
+                    Some(Reply::error(
+                        job.msg_id(),
                         Rejection::new(
                             ErrorCode::Abort,
                             format!(
                                 "the append was not written ({e}); nothing was added to the log"
                             ),
                         ),
-                    )
+                    ))
                 }
                 Err(LogError::Sync(e) | LogError::Read(e)) => return (replies, Some(e)),
             };
-            replies.push(Outgoing {
-                job,
-                src: self.src_for(job),
-                reply,
-            });
+            replies.push(self.outgoing(job, reply));
         }
         (replies, None)
     }
 
+    /// Takes one input line in its turn: says on stderr what was wrong with
+    /// it, if anything, and applies its request. `None`: nothing to answer.
+    fn apply(&mut self, job: &Job) -> Result<Option<Reply>, LogError> {
+        self.report(job);
+        match &job.message {
+            Some(message) => self.apply_message(message).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Says on stderr what was wrong with a bad input line, once.
+    fn report(&mut self, job: &Job) {
+        if let Some(complaint) = &job.complaint
+            && job.line > self.reported_through
+        {
+            crate::stderr!("{complaint}");
+            self.reported_through = job.line;
+        }
+    }
+
     /// Applies one request to the log (appends stay pending until commit).
-    fn apply(&mut self, job: &Job) -> Result<Reply, LogError> {
-        let error = |r: Rejection| Ok(Reply::error(job.msg_id, r));
-        let kind = match &job.kind {
+    fn apply_message(&mut self, msg: &Message) -> Result<Reply, LogError> {
+        let error = |r: Rejection| Ok(Reply::error(msg.msg_id, r));
+        let kind = match &msg.kind {
             Ok(k) => *k,
             Err(r) => return error(r.clone()),
         };
@@ -256,15 +341,15 @@ impl Node {
                 "the node is not initialized yet: send init first",
             ));
         }
-        let request = match &job.request {
+        let request = match &msg.request {
             Ok(r) => r,
             Err(r) => return error(r.clone()),
         };
-        let in_reply_to = job.msg_id.expect("validated requests have a msg_id");
+        let in_reply_to = msg.msg_id.expect("validated requests have a msg_id");
         match request {
             Request::Init { node_id } => Ok(match self.init(node_id) {
                 Ok(()) => Reply::InitOk { in_reply_to },
-                Err(r) => Reply::error(job.msg_id, r),
+                Err(r) => Reply::error(msg.msg_id, r),
             }),
             Request::Append { payload } => {
                 let wal = self.wal.as_mut().expect("initialized");
@@ -281,7 +366,7 @@ impl Node {
                 let entry = match wal.read(*offset) {
                     Err(LogError::Read(e)) => {
                         // One unreadable entry does not stop the node serving the rest.
-                        eprintln!("wal-node: reading entry {offset} failed: {e}");
+                        crate::stderr!("reading entry {offset} failed: {e}");
                         let text = format!("could not read entry {offset} from the log: {e}");
                         return error(Rejection::new(ErrorCode::Crash, text));
                     }
@@ -296,7 +381,7 @@ impl Node {
                         checksum: crate::frame::checksum_hex(entry.stored_crc),
                     },
                     None => Reply::error(
-                        job.msg_id,
+                        msg.msg_id,
                         Rejection::new(
                             ErrorCode::KeyDoesNotExist,
                             format!(
@@ -321,10 +406,20 @@ impl Node {
         }
     }
 
-    fn src_for(&self, job: &Job) -> Rc<str> {
+    /// Where `reply` to `job` goes, if anywhere.
+    fn outgoing<'j>(&self, job: &'j Job, reply: Option<Reply>) -> Option<Outgoing<'j>> {
+        let to = job.message.as_ref()?;
+        Some(Outgoing {
+            to,
+            src: self.src_for(to),
+            reply: reply?,
+        })
+    }
+
+    fn src_for(&self, message: &Message) -> Rc<str> {
         self.node_id
             .clone()
-            .unwrap_or_else(|| job.addressed_to.as_str().into())
+            .unwrap_or_else(|| message.addressed_to.as_str().into())
     }
 
     fn init(&mut self, node_id: &str) -> Result<(), Rejection> {
@@ -356,14 +451,14 @@ impl Node {
                     }
                     Err(e) => {
                         let text = format!("cannot open the log: {e}");
-                        eprintln!("wal-node: init failed: {text}");
+                        crate::stderr!("init failed: {text}");
                         return Err(Rejection::new(ErrorCode::Crash, text));
                     }
                 }
             }
         };
-        eprintln!(
-            "wal-node: node {node_id} serving log {} ({} entries, {} bytes)",
+        crate::stderr!(
+            "node {node_id} serving log {} ({} entries, {} bytes)",
             wal.path()
                 .map_or("<private, unlinked>".into(), |p| p.display().to_string()),
             wal.entries(),
@@ -375,14 +470,9 @@ impl Node {
     }
 
     /// Writes `replies` in order with one flush, numbering them.
-    fn send(&mut self, replies: Vec<Outgoing>, out: &mut impl Write) -> Result<()> {
+    fn send(&mut self, replies: Replies, out: &mut impl Write) -> Result<()> {
         let mut buf = Vec::new();
-        for Outgoing {
-            job,
-            src,
-            mut reply,
-        } in replies
-        {
+        for Outgoing { to, src, mut reply } in replies.into_iter().flatten() {
             if let (
                 Reply::WalInfoOk {
                     fsynced,
@@ -394,7 +484,7 @@ impl Node {
             {
                 *fsynced = wal.synced_through(*total_bytes);
             }
-            protocol::write_reply(&mut buf, &src, &job.peer, &reply, self.next_msg_id);
+            protocol::write_reply(&mut buf, &src, &to.peer, &reply, self.next_msg_id);
             self.next_msg_id += 1;
         }
         if !buf.is_empty() {

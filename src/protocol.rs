@@ -1,5 +1,7 @@
 //! The wire: Maelstrom envelopes, request validation, reply bodies.
 
+pub mod attribution;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -45,14 +47,10 @@ pub struct Envelope {
     pub body: Map<String, Value>,
 }
 
-/// Parses one input line. `Err` means the line cannot be answered at all
-/// (no JSON object, no `src`, no `body`): the caller logs it and goes on.
+/// Parses one input line. `Err` says why it is no message: the caller
+/// answers it if `attribution` finds who sent it, else logs it and goes on.
 pub fn parse_envelope(line: &[u8]) -> Result<Envelope, String> {
-    let value: Value =
-        serde_json::from_slice(line).map_err(|e| match std::str::from_utf8(line) {
-            Err(bad) => format!("not UTF-8 (invalid byte at {})", bad.valid_up_to()),
-            Ok(_) => format!("not a JSON message: {e}"),
-        })?;
+    let value: Value = serde_json::from_slice(line).map_err(|e| why_unparsed(line, &e))?;
     let Value::Object(mut top) = value else {
         return Err("not a JSON object".into());
     };
@@ -69,6 +67,51 @@ pub fn parse_envelope(line: &[u8]) -> Result<Envelope, String> {
         _ => String::new(),
     };
     Ok(Envelope { src, dest, body })
+}
+
+/// Names what the parser could not take, in the client's terms: serde_json
+/// reports a lone surrogate as "unexpected end of hex escape".
+fn why_unparsed(line: &[u8], e: &serde_json::Error) -> String {
+    if let Err(bad) = std::str::from_utf8(line) {
+        return format!(
+            "invalid UTF-8 at byte offset {} of the line",
+            bad.valid_up_to()
+        );
+    }
+    // The parser stops at the first error, so a surrogate before where it
+    // stopped is what it choked on.
+    match lone_surrogate(line) {
+        Some((at, escape)) if e.line() == 1 && at < e.column() => format!(
+            "lone UTF-16 surrogate {escape} at byte offset {at} of the line: a string must be \
+             valid Unicode (a surrogate escape needs its pair)"
+        ),
+        _ => format!("not a JSON message: {e}"),
+    }
+}
+
+/// The first `\uXXXX` escape of a surrogate without its pair, and where it is.
+fn lone_surrogate(line: &[u8]) -> Option<(usize, String)> {
+    let escape_at = |i: usize| -> Option<u32> {
+        let hex = line.get(i..i + 6)?.strip_prefix(b"\\u")?;
+        u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let mut i = 0;
+    while i < line.len() {
+        if line[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match escape_at(i) {
+            Some(0xD800..=0xDBFF) if matches!(escape_at(i + 6), Some(0xDC00..=0xDFFF)) => i += 12,
+            Some(0xD800..=0xDFFF) => {
+                return Some((i, String::from_utf8_lossy(&line[i..i + 6]).into_owned()));
+            }
+            Some(_) => i += 6,
+            // Any other escape is two bytes (`\\` included).
+            None => i += 2,
+        }
+    }
+    None
 }
 
 /// A validated request.
@@ -114,16 +157,19 @@ pub fn kind(body: &Map<String, Value>) -> Result<Kind, Rejection> {
     }
 }
 
-/// Checks every field of a request of kind `kind`.
+/// Checks every field of a request of kind `kind`. `line` is the request
+/// as received, read again only to show a bad number as it was written.
 pub fn validate(
     kind: Kind,
     body: &Map<String, Value>,
     max_entry_bytes: u32,
+    line: &[u8],
 ) -> Result<Request, Rejection> {
     if msg_id(body).is_none() {
-        return Err(Rejection::malformed(
-            "field `msg_id` must be a non-negative integer",
-        ));
+        return Err(match body.get("msg_id") {
+            None => Rejection::malformed("missing field `msg_id`"),
+            Some(v) => out_of_range("msg_id", v, attribution::scan(line).raw_msg_id()),
+        });
     }
     match kind {
         Kind::Init => {
@@ -162,16 +208,24 @@ pub fn validate(
             Some(v) => v
                 .as_u64()
                 .map(|offset| Request::Read { offset })
-                .ok_or_else(|| {
-                    Rejection::malformed(format!(
-                        "field `offset` must be an integer from 0 to {}, got {v}",
-                        u64::MAX
-                    ))
-                }),
+                .ok_or_else(|| out_of_range("offset", v, attribution::scan(line).raw_offset())),
             None => Err(Rejection::malformed("missing field `offset`")),
         },
         Kind::Info => Ok(Request::Info),
     }
+}
+
+/// A field that must be a u64 and is not. The parser keeps a number out of
+/// u64's range only as a float (2^64 would show as 1.8446744073709552e+19),
+/// so the text is the value as written in the line (`raw`) when that is what
+/// the parser read.
+fn out_of_range(name: &str, v: &Value, raw: Option<&str>) -> Rejection {
+    let written = raw.filter(|r| serde_json::from_str::<Value>(r).ok().as_ref() == Some(v));
+    let shown = written.map_or_else(|| v.to_string(), str::to_owned);
+    Rejection::malformed(format!(
+        "field `{name}` must be an integer from 0 to {}, got {shown}",
+        u64::MAX
+    ))
 }
 
 fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str, Rejection> {
@@ -308,17 +362,74 @@ mod tests {
             let b = body(&format!(
                 r#"{{"type":"wal_read","msg_id":1,"offset":{bad}}}"#
             ));
-            let err = validate(Kind::Read, &b, 10).unwrap_err();
+            let err = validate(Kind::Read, &b, 10, b"").unwrap_err();
             assert_eq!(err.code, ErrorCode::MalformedRequest);
             assert!(err.text.contains("`offset`"), "{}", err.text);
         }
     }
 
+    /// The parser keeps numbers past u64 as floats; errors show them as the
+    /// client wrote them, and say the range.
+    #[test]
+    fn numbers_out_of_range_are_shown_as_written() {
+        for (field, raw) in [
+            ("offset", "18446744073709551616"),
+            ("offset", "99999999999999999999999"),
+            ("offset", "1e3"),
+            ("offset", "-0.0"),
+            ("msg_id", "18446744073709551616"),
+            ("msg_id", "-1"),
+        ] {
+            let line = match field {
+                "offset" => format!(
+                    r#"{{"src":"c1","body":{{"type":"wal_read","msg_id":1,"offset":{raw}}}}}"#
+                ),
+                _ => format!(r#"{{"src":"c1","body":{{"type":"wal_info","msg_id":{raw}}}}}"#),
+            };
+            let top: Map<String, Value> = serde_json::from_str(&line).unwrap();
+            let b = top["body"].as_object().unwrap();
+            let err = validate(kind(b).unwrap(), b, 10, line.as_bytes()).unwrap_err();
+            assert_eq!(
+                err.text,
+                format!(
+                    "field `{field}` must be an integer from 0 to 18446744073709551615, got {raw}"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn lone_surrogates_are_named_and_pairs_are_not() {
+        let why = |l: &str| parse_envelope(l.as_bytes()).err();
+        for (payload, at) in [
+            (r"\ud800", 14),
+            (r"ab\uDFFFcd", 16),
+            (r"\ud800\u0041", 14),
+            (r"\ud83d\ude00\ud800", 26),
+            (r"\\\udc00", 16),
+        ] {
+            let line = format!(r#"{{"body":{{"p":"{payload}"}}}}"#);
+            let why = why(&line).unwrap();
+            assert!(
+                why.starts_with("lone UTF-16 surrogate")
+                    && why.contains(&format!("byte offset {at} ")),
+                "{line}: {why}"
+            );
+        }
+        // A pair is a character; an escaped backslash is no escape.
+        assert_eq!(why(r#"{"src":"c1","body":{"p":"\ud83d\ude00"}}"#), None);
+        assert!(
+            why(r#"{"p":"\\ud800"} x"#)
+                .unwrap()
+                .starts_with("not a JSON message")
+        );
+    }
+
     #[test]
     fn payload_limit_counts_utf8_bytes() {
         let b = body(r#"{"type":"wal_append","msg_id":1,"payload":"ééé"}"#);
-        assert!(validate(Kind::Append, &b, 6).is_ok());
-        let err = validate(Kind::Append, &b, 5).unwrap_err();
+        assert!(validate(Kind::Append, &b, 6, b"").is_ok());
+        let err = validate(Kind::Append, &b, 5, b"").unwrap_err();
         assert!(err.text.contains("6 bytes"), "{}", err.text);
     }
 }

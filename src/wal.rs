@@ -244,8 +244,8 @@ impl Wal {
             } else {
                 ""
             };
-            eprintln!(
-                "wal-node: {name}: {} failing its checksum (bit rot in acknowledged data) at \
+            crate::stderr!(
+                "{name}: {} failing its checksum (bit rot in acknowledged data) at \
                  offset(s) {}{more}. Entries stay at their offsets and read back with \
                  checksum_valid=false; `wal-node inspect` shows them",
                 crate::count(report.corrupt_entries, "entry", "entries"),
@@ -255,16 +255,16 @@ impl Wal {
         let needs_cut = match report.tail {
             Tail::Clean | Tail::Zeros { .. } => false,
             Tail::Torn { len, reason } => {
-                eprintln!(
-                    "wal-node: {name}: torn tail at byte offset {} ({reason}): cutting {len} bytes \
+                crate::stderr!(
+                    "{name}: torn tail at byte offset {} ({reason}): cutting {len} bytes \
                      of a write that was never acknowledged",
                     report.data_end
                 );
                 true
             }
             Tail::BrokenFraming { .. } if opts.recover == Recover::Truncate => {
-                eprintln!(
-                    "wal-node: {name}: broken framing; --recover=truncate: cutting everything from \
+                crate::stderr!(
+                    "{name}: broken framing; --recover=truncate: cutting everything from \
                      byte offset {} ({} bytes), losing what followed",
                     report.data_end,
                     report.damaged_bytes()
@@ -277,8 +277,8 @@ impl Wal {
                     path: path.clone(),
                     report: report.clone(),
                 };
-                eprintln!(
-                    "wal-node: refusing to open: {err}. To look inside: wal-node inspect {p}. To \
+                crate::stderr!(
+                    "refusing to open: {err}. To look inside: wal-node inspect {p}. To \
                      accept losing everything from offset {} on (the cut bytes are saved beside \
                      the log): restart with --recover=truncate, or run wal-node repair \
                      --truncate-at-damage {p}",
@@ -291,7 +291,7 @@ impl Wal {
         let cut = if needs_cut {
             let cut = repair::cut_tail(path.as_deref(), &file, &report)?;
             if let Some(saved) = &cut.saved_to {
-                eprintln!("wal-node: {name}: cut bytes saved to {}", saved.display());
+                crate::stderr!("{name}: cut bytes saved to {}", saved.display());
             }
             if let Some(unsaved) = &cut.unsaved {
                 eprintln!(
@@ -459,8 +459,8 @@ impl Wal {
                     self.allocated_end = at;
                 }
                 self.prealloc_retry_at = Some(self.data_end + PREALLOC_CHUNK);
-                eprintln!(
-                    "wal-node: could not preallocate log space up to byte {target} ({e}); \
+                crate::stderr!(
+                    "could not preallocate log space up to byte {target} ({e}); \
                      appending without preallocation for now"
                 );
                 return Ok(());

@@ -1,7 +1,10 @@
-//! Garbage on stdin: lines that cannot be answered are logged to stderr and
-//! skipped, a huge line is discarded as it streams past, and the node goes
-//! on serving, with every acknowledged entry still readable. Only JSON
-//! replies ever reach stdout, and the node exits 0 when its input ends.
+//! Garbage on stdin: a line that is no message is answered with error 12
+//! when its sender (`src` and `body.msg_id`) can still be found, and is
+//! otherwise logged to stderr and skipped; a huge line is discarded as it
+//! streams past. The node goes on serving, with every acknowledged entry
+//! still readable. stderr reports bad lines in input order, each with its
+//! line number. Only JSON replies ever reach stdout, the node exits 0 when
+//! its input ends, and a closed stderr does not stop it.
 
 mod common;
 
@@ -9,52 +12,103 @@ use common::{Running, init_line, line};
 use serde_json::{Value, json};
 use std::process::Command;
 
-/// Lines the node cannot answer. Each non-empty one carries a marker
-/// (`G1`, `G2`, ...) that the node's stderr log of it must show.
-fn garbage_lines() -> Vec<(&'static str, Vec<u8>)> {
+/// A line that is no message. A non-empty one carries a marker (`G1`,
+/// `G2`, ...) that the node's stderr log of it must show if it is short.
+struct Garbage {
+    what: &'static str,
+    line: Vec<u8>,
+    /// The `msg_id` that is answered with error 12, and words its text
+    /// must hold; `None`: nobody to answer, no reply.
+    answered: Option<(u64, &'static str)>,
+}
+
+fn garbage(what: &'static str, line: &[u8], answered: Option<(u64, &'static str)>) -> Garbage {
+    Garbage {
+        what,
+        line: line.to_vec(),
+        answered,
+    }
+}
+
+/// Lines that do not parse as a message, each kind once.
+fn garbage_lines() -> Vec<Garbage> {
     vec![
-        ("not JSON", b"this is not json G1".to_vec()),
-        (
+        garbage("not JSON", b"this is not json G1", None),
+        garbage(
             "truncated JSON",
-            br#"{"src":"c1","dest":"n1","body":{"type":"wal_append","msg_id":901,"payload":"G2"#
-                .to_vec(),
+            br#"{"src":"c1","dest":"n1","body":{"type":"wal_append","msg_id":901,"payload":"G2"#,
+            Some((901, "EOF while parsing")),
         ),
-        ("invalid UTF-8 bytes", b"\xff\xfe\xfd G3 \xc3\x28 \x80".to_vec()),
-        (
+        garbage("invalid UTF-8 bytes", b"\xff\xfe\xfd G3 \xc3\x28 \x80", None),
+        garbage(
             "invalid UTF-8 inside a request's payload",
-            b"{\"src\":\"c1\",\"dest\":\"n1\",\"body\":{\"type\":\"wal_append\",\"msg_id\":902,\"payload\":\"G4 \xff\xfe\"}}"
-                .to_vec(),
+            b"{\"src\":\"c1\",\"dest\":\"n1\",\"body\":{\"type\":\"wal_append\",\"msg_id\":902,\"payload\":\"G4 \xff\xfe\"}}",
+            Some((902, "invalid UTF-8 at byte offset 79 of the line")),
         ),
-        ("a JSON array", br#"["G5",{"src":"c1","dest":"n1","body":{}}]"#.to_vec()),
-        ("an empty object", b"{}".to_vec()),
-        (
+        garbage(
+            "a JSON array",
+            br#"["G5",{"src":"c1","dest":"n1","body":{"msg_id":920}}]"#,
+            None,
+        ),
+        garbage("an empty object", b"{}", None),
+        garbage(
             "an object with no src",
-            br#"{"dest":"n1","body":{"type":"wal_info","msg_id":903},"G7":1}"#.to_vec(),
+            br#"{"dest":"n1","body":{"type":"wal_info","msg_id":903},"G7":1}"#,
+            None,
         ),
-        ("an object with no body", br#"{"src":"c1","dest":"n1","G8":1}"#.to_vec()),
-        ("a body that is not an object", br#"{"src":"c1","dest":"n1","body":"G9"}"#.to_vec()),
-        (
+        garbage(
+            "an object with no body",
+            br#"{"src":"c1","dest":"n1","G8":1}"#,
+            None,
+        ),
+        garbage(
+            "a body that is not an object",
+            br#"{"src":"c1","dest":"n1","body":"G9"}"#,
+            None,
+        ),
+        garbage(
             "a src that is not a string",
-            br#"{"src":42,"dest":"n1","body":{"type":"wal_info","msg_id":904},"G10":1}"#.to_vec(),
+            br#"{"src":42,"dest":"n1","body":{"type":"wal_info","msg_id":904},"G10":1}"#,
+            None,
         ),
-        ("JSON null", b"null".to_vec()),
-        ("a JSON string", br#""G12 just a string""#.to_vec()),
-        ("a JSON number", b"1313".to_vec()),
-        (
+        garbage("JSON null", b"null", None),
+        garbage("a JSON string", br#""G12 just a string""#, None),
+        garbage("a JSON number", b"1313", None),
+        garbage(
             "a lone surrogate escape",
-            br#"{"src":"c1","dest":"n1","body":{"type":"wal_append","msg_id":905,"payload":"G14 \ud800"}}"#
-                .to_vec(),
+            br#"{"src":"c1","dest":"n1","body":{"type":"wal_append","msg_id":905,"payload":"G14 \ud800"}}"#,
+            Some((905, r"lone UTF-16 surrogate \ud800 at byte offset 80")),
         ),
-        ("NUL bytes", b"\0\0G15\0".to_vec()),
-        (
+        garbage("NUL bytes", b"\0\0G15\0", None),
+        garbage(
             "a request followed by trailing garbage",
-            br#"{"src":"c1","dest":"n1","body":{"type":"wal_append","msg_id":906,"payload":"G16"}} trailing"#
-                .to_vec(),
+            br#"{"src":"c1","dest":"n1","body":{"type":"wal_append","msg_id":906,"payload":"G16"}} trailing"#,
+            Some((906, "trailing characters")),
         ),
-        (
+        garbage(
             "two requests on one line",
-            br#"{"src":"c1","dest":"n1","body":{"type":"wal_info","msg_id":907}}{"src":"c1","dest":"n1","body":{"type":"wal_info","msg_id":908},"G17":1}"#
-                .to_vec(),
+            br#"{"src":"c1","dest":"n1","body":{"type":"wal_info","msg_id":907}}{"src":"c1","dest":"n1","body":{"type":"wal_info","msg_id":908},"G17":1}"#,
+            Some((907, "trailing characters")),
+        ),
+        garbage(
+            "invalid UTF-8 inside src",
+            b"{\"src\":\"c\xff\",\"dest\":\"n1\",\"body\":{\"type\":\"wal_info\",\"msg_id\":909},\"G18\":1}",
+            None,
+        ),
+        garbage(
+            "a lone surrogate inside src",
+            br#"{"src":"c\udc00","dest":"n1","body":{"type":"wal_info","msg_id":910},"G19":1}"#,
+            None,
+        ),
+        garbage(
+            "a lone surrogate and no msg_id",
+            br#"{"src":"c1","dest":"n1","body":{"type":"wal_append","payload":"G20 \ud800"}}"#,
+            None,
+        ),
+        garbage(
+            "a line cut off inside its msg_id",
+            br#"{"src":"c1","dest":"n1","G21":1,"body":{"type":"wal_info","msg_id":911"#,
+            None,
         ),
     ]
 }
@@ -92,7 +146,11 @@ fn assert_all_replies_are_messages(replies: &[Value]) {
 /// Runs the node (private log) on all of `input` and checks it ran to the
 /// end of its input and exited 0, whatever the input held.
 fn run_to_end(input: &[u8], what: &str) -> common::Finished {
-    let out = common::run(&[], input);
+    run_to_end_with(&[], input, what)
+}
+
+fn run_to_end_with(args: &[&str], input: &[u8], what: &str) -> common::Finished {
+    let out = common::run(args, input);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -102,9 +160,27 @@ fn run_to_end(input: &[u8], what: &str) -> common::Finished {
     out
 }
 
-#[test]
-fn after_each_garbage_line_the_node_still_serves() {
-    let garbage = garbage_lines();
+/// The stderr lines about bad input, as (input line number, text), in the
+/// order they were written.
+fn complaints(stderr: &str) -> Vec<(u64, &str)> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("wal-node: input line ")?;
+            let (n, _) = rest.split_once(':')?;
+            Some((n.parse().ok()?, l))
+        })
+        .collect()
+}
+
+/// Feeds the node init, a first append, then each of `garbage` followed
+/// by an append and a read of entry 0, then blank lines and an info, all
+/// in one pipe. Checks every reply (error 12 exactly for the lines whose
+/// sender can be found, each append the next entry, entry 0 intact after
+/// each line, no entry added by garbage) and that stderr reports each bad
+/// line once, by its line number, in input order, after the init before
+/// it. Returns stderr.
+fn check_garbage(args: &[&str], garbage: &[Garbage]) -> String {
     let mut input = Vec::new();
     push_line(&mut input, init_line("n1").as_bytes());
     push_line(
@@ -114,59 +190,73 @@ fn after_each_garbage_line_the_node_still_serves() {
             json!({"type": "wal_append", "msg_id": 2, "payload": "before"}),
         ),
     );
-    let mut msg_id = 10;
-    for (i, (_, g)) in garbage.iter().enumerate() {
-        push_line(&mut input, g);
+    let mut bad_line_numbers = Vec::new();
+    for (i, g) in garbage.iter().enumerate() {
+        bad_line_numbers.push(3 + 3 * i as u64);
+        push_line(&mut input, &g.line);
         push_line(
             &mut input,
             &request(
                 "c1",
-                json!({"type": "wal_append", "msg_id": msg_id, "payload": format!("after {}", marker(i))}),
+                json!({"type": "wal_append", "msg_id": 10 + 2 * i, "payload": format!("after {}", marker(i))}),
             ),
         );
         push_line(
             &mut input,
             &request(
                 "c1",
-                json!({"type": "wal_read", "msg_id": msg_id + 1, "offset": 0}),
+                json!({"type": "wal_read", "msg_id": 11 + 2 * i, "offset": 0}),
             ),
         );
-        msg_id += 2;
     }
     // Blank and whitespace-only lines are no requests either.
+    let blank = 3 + 3 * garbage.len() as u64;
+    bad_line_numbers.extend([blank, blank + 1]);
     push_line(&mut input, b"");
     push_line(&mut input, b"   \t ");
     push_line(
         &mut input,
-        &request("c1", json!({"type": "wal_info", "msg_id": msg_id})),
+        &request("c1", json!({"type": "wal_info", "msg_id": 1000})),
     );
 
-    let out = run_to_end(&input, "");
+    let out = run_to_end_with(args, &input, "garbage");
     assert_all_replies_are_messages(&out.replies);
-    let expected_count = 2 + 2 * garbage.len() + 1;
+    let mut bodies = out.replies.iter().map(|r| &r["body"]);
+    let mut next = |what: &str| {
+        bodies
+            .next()
+            .unwrap_or_else(|| panic!("no reply {what}; stderr:\n{}", out.stderr))
+    };
+    let init = next("to init");
+    assert_eq!(init["type"], "init_ok", "reply to init: {init}");
+    let first = next("to the first append");
     assert_eq!(
-        out.replies.len(),
-        expected_count,
-        "one reply per request and none for garbage; replies:\n{:#?}",
-        out.replies
+        (&first["type"], &first["offset"]),
+        (&json!("wal_append_ok"), &json!(0)),
+        "reply to the first append: {first}"
     );
-
-    let bodies: Vec<&Value> = out.replies.iter().map(|r| &r["body"]).collect();
-    assert_eq!(bodies[0]["type"], "init_ok", "reply to init: {}", bodies[0]);
-    assert_eq!(
-        bodies[1]["type"], "wal_append_ok",
-        "reply to the first append: {}",
-        bodies[1]
-    );
-    assert_eq!(bodies[1]["offset"], 0);
-    for (i, (what, _)) in garbage.iter().enumerate() {
-        let append = bodies[2 + 2 * i];
-        let read = bodies[3 + 2 * i];
+    for (i, g) in garbage.iter().enumerate() {
+        let what = g.what;
+        if let Some((msg_id, words)) = g.answered {
+            let error = next(&format!("to {what}"));
+            assert_eq!(
+                (&error["type"], &error["in_reply_to"], &error["code"]),
+                (&json!("error"), &json!(msg_id), &json!(12)),
+                "{what} names its sender: error 12 expected, got {error}"
+            );
+            let text = error["text"].as_str().unwrap_or_default();
+            assert!(
+                text.contains(words),
+                "the error for {what} must say {words:?}: {text:?}"
+            );
+        }
+        let append = next(&format!("to the append after {what}"));
         assert_eq!(
             (&append["type"], &append["in_reply_to"], &append["offset"]),
             (&json!("wal_append_ok"), &json!(10 + 2 * i), &json!(1 + i)),
             "the append after {what} was not served as the next entry: {append}"
         );
+        let read = next(&format!("to the read after {what}"));
         assert_eq!(
             (
                 &read["type"],
@@ -183,47 +273,245 @@ fn after_each_garbage_line_the_node_still_serves() {
             "after {what}, the first acknowledged entry did not read back: {read}"
         );
     }
-    let info = bodies[expected_count - 1];
+    let info = next("to the last wal_info");
     assert_eq!(
         (&info["type"], &info["entries"]),
         (&json!("wal_info_ok"), &json!(1 + garbage.len())),
         "garbage must not have added entries: {info}"
     );
+    assert_eq!(bodies.next(), None, "more replies than requests");
 
-    let ignored: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.contains("ignored"))
-        .collect();
-    assert!(
-        ignored.len() >= garbage.len(),
-        "stderr logged {} ignored lines, expected one per garbage line ({}):\n{}",
-        ignored.len(),
-        garbage.len(),
+    let reported = complaints(&out.stderr);
+    let numbers: Vec<u64> = reported.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        numbers, bad_line_numbers,
+        "stderr must report each bad line once, by its line number, in input order:\n{}",
         out.stderr
     );
-    for (i, (what, g)) in garbage.iter().enumerate() {
+    for ((i, g), (_, said)) in garbage.iter().enumerate().zip(&reported) {
         let m = marker(i);
-        if has_marker(g, &m) {
+        if has_marker(&g.line[..g.line.len().min(150)], &m) {
             assert!(
-                ignored.iter().any(|l| has_marker(l.as_bytes(), &m)),
-                "stderr does not show the ignored line with {what} (marker {m}):\n{}",
-                out.stderr
+                has_marker(said.as_bytes(), &m),
+                "stderr does not show the line with {} (marker {m}): {said}",
+                g.what
             );
         }
+        let answered = said.contains("answered error 12");
+        assert_eq!(
+            answered,
+            g.answered.is_some(),
+            "stderr about {} must say whether it was answered: {said}",
+            g.what
+        );
     }
+    let serving = out
+        .stderr
+        .lines()
+        .position(|l| l.contains("serving log"))
+        .expect("a `serving log` line");
+    let first_complaint = out
+        .stderr
+        .lines()
+        .position(|l| l.starts_with("wal-node: input line "))
+        .expect("complaints");
+    assert!(
+        serving < first_complaint,
+        "the init's `serving log` line must come before the bad lines after it:\n{}",
+        out.stderr
+    );
+    out.stderr
+}
+
+#[test]
+fn after_each_garbage_line_the_node_still_serves() {
+    check_garbage(&[], &garbage_lines());
+}
+
+/// A line of `len` bytes: `head`, then `x` up to `len - tail.len()`, then `tail`.
+fn long_line(head: &[u8], len: usize, tail: &[u8]) -> Vec<u8> {
+    let mut l = head.to_vec();
+    l.resize(len - tail.len(), b'x');
+    l.extend_from_slice(tail);
+    l
+}
+
+/// Issue 8, item 5: an over-long line, invalid UTF-8 inside a string, and
+/// a lone UTF-16 surrogate each get error 12 naming what was wrong when
+/// the line's `src` and `body.msg_id` can be found, and only a log line
+/// when they cannot. An over-long line is scanned as it streams past, so
+/// its sender is found wherever in the line it is.
+#[test]
+fn lines_that_do_not_parse_are_answered_when_their_sender_is_found() {
+    // With this limit a line may be 6 * 16 + 65536 = 65632 bytes.
+    let args = ["--max-entry-bytes", "16"];
+    let over = 70_000;
+    let lines = vec![
+        garbage(
+            "an over-long line, src first",
+            &long_line(
+                br#"{"src":"c1","dest":"n1","body":{"type":"wal_append","msg_id":930,"payload":""#,
+                over,
+                br#""}}"#,
+            ),
+            Some((930, "the line is 70000 bytes, over the limit of 65632 bytes")),
+        ),
+        garbage(
+            "an over-long line, src last and msg_id after the payload",
+            &long_line(
+                br#"{"dest":"n1","body":{"type":"wal_append","payload":""#,
+                over,
+                br#"","msg_id":931},"src":"c1"}"#,
+            ),
+            Some((931, "discarded unread")),
+        ),
+        garbage(
+            "an over-long line with invalid UTF-8 and a lone surrogate in it",
+            &long_line(
+                b"{\"src\":\"c1\",\"dest\":\"n1\",\"body\":{\"msg_id\":932,\"payload\":\"\xff\\ud800",
+                over,
+                br#""}}"#,
+            ),
+            Some((932, "over the limit")),
+        ),
+        garbage(
+            "an over-long line with no msg_id",
+            &long_line(
+                br#"{"src":"c1","dest":"n1","body":{"type":"wal_append","payload":""#,
+                over,
+                br#""}}"#,
+            ),
+            None,
+        ),
+        garbage(
+            "an over-long line with no src",
+            &long_line(
+                br#"{"dest":"n1","body":{"type":"wal_append","msg_id":933,"payload":""#,
+                over,
+                br#""}}"#,
+            ),
+            None,
+        ),
+        garbage(
+            "an over-long line that is not an object",
+            &long_line(br#"["src","c1",{"body":{"msg_id":934}}"#, over, b"]"),
+            None,
+        ),
+        garbage(
+            "invalid UTF-8 in the payload",
+            b"{\"src\":\"c1\",\"dest\":\"n1\",\"body\":{\"type\":\"wal_append\",\"msg_id\":935,\"payload\":\"\xc3\x28\"}}",
+            Some((935, "invalid UTF-8 at byte offset 76 of the line")),
+        ),
+        garbage(
+            "invalid UTF-8 in src",
+            b"{\"src\":\"\xc3\x28\",\"dest\":\"n1\",\"body\":{\"type\":\"wal_info\",\"msg_id\":936}}",
+            None,
+        ),
+        garbage(
+            "invalid UTF-8 and no msg_id",
+            b"{\"src\":\"c1\",\"dest\":\"n1\",\"body\":{\"type\":\"wal_append\",\"payload\":\"\xff\"}}",
+            None,
+        ),
+        garbage(
+            "a lone surrogate in the payload",
+            br#"{"src":"c1","dest":"n1","body":{"type":"wal_append","msg_id":937,"payload":"a\udfffb"}}"#,
+            Some((937, r"lone UTF-16 surrogate \udfff at byte offset 77 of the line")),
+        ),
+        garbage(
+            "a lone surrogate in src",
+            br#"{"src":"\ud800","dest":"n1","body":{"type":"wal_info","msg_id":938}}"#,
+            None,
+        ),
+        garbage(
+            "a lone surrogate and a msg_id that is a string",
+            br#"{"src":"c1","dest":"n1","body":{"type":"wal_append","msg_id":"939","payload":"\ud800"}}"#,
+            None,
+        ),
+    ];
+    check_garbage(&args, &lines);
+}
+
+/// Issue 8, item 8: a batch is parsed whole before it is served, but stderr
+/// must still follow the input: a bad line before `init` is reported
+/// before the `serving log` line, one after it after. A line answered
+/// before `init` comes from the address it was sent to.
+#[test]
+fn stderr_reports_bad_lines_in_input_order_with_their_line_numbers() {
+    let mut input = Vec::new();
+    push_line(&mut input, b"junk before init");
+    push_line(
+        &mut input,
+        br#"{"src":"c1","dest":"n1","body":{"type":"wal_info","msg_id":5,"p":"\ud800"}}"#,
+    );
+    push_line(&mut input, init_line("n1").as_bytes());
+    push_line(&mut input, b"junk after init");
+    push_line(
+        &mut input,
+        &request(
+            "c1",
+            json!({"type": "wal_append", "msg_id": 6, "payload": "x"}),
+        ),
+    );
+    push_line(&mut input, b"");
+    let out = run_to_end(&input, "");
+    let said: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("serving log") || l.starts_with("wal-node: input line "))
+        .map(|l| {
+            if l.contains("serving log") {
+                "serving log"
+            } else {
+                l.split(':').nth(1).unwrap_or_default().trim()
+            }
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "input line 1",
+            "input line 2",
+            "serving log",
+            "input line 4",
+            "input line 6"
+        ],
+        "stderr:\n{}",
+        out.stderr
+    );
+    let first = &out.replies[0];
+    assert_eq!(
+        (
+            &first["src"],
+            &first["dest"],
+            &first["body"]["in_reply_to"],
+            &first["body"]["code"]
+        ),
+        (&json!("n1"), &json!("c1"), &json!(5), &json!(12)),
+        "{first}"
+    );
 }
 
 /// Exactly 64 MiB (without the newline): a well-formed append whose payload
-/// is far over every limit. If the node answered it, a reply would come back.
-fn huge_append_line() -> String {
+/// is far over every limit, with `src` before the payload or after it.
+fn huge_append_line(msg_id: u64, src_last: bool) -> String {
     const SIZE: usize = 64 << 20;
-    let head = r#"{"src":"c1","dest":"n1","body":{"type":"wal_append","msg_id":999,"payload":""#;
-    let tail = r#""}}"#;
+    let (head, tail) = if src_last {
+        (
+            r#"{"dest":"n1","body":{"type":"wal_append","payload":""#.to_owned(),
+            format!(r#"","msg_id":{msg_id}}},"src":"c1"}}"#),
+        )
+    } else {
+        (
+            format!(
+                r#"{{"src":"c1","dest":"n1","body":{{"type":"wal_append","msg_id":{msg_id},"payload":""#
+            ),
+            r#""}}"#.to_owned(),
+        )
+    };
     let mut l = String::with_capacity(SIZE);
-    l.push_str(head);
+    l.push_str(&head);
     l.extend(std::iter::repeat_n('x', SIZE - head.len() - tail.len()));
-    l.push_str(tail);
+    l.push_str(&tail);
     assert_eq!(l.len(), SIZE);
     l
 }
@@ -259,12 +547,28 @@ fn a_64_mib_line_is_discarded_without_being_held_and_the_node_goes_on() {
         (Some("wal_append_ok"), Some(0))
     );
 
-    let huge = huge_append_line();
-    node.send_line(&huge);
-    drop(huge);
+    // Its sender is found as it streams past, at the head or the tail.
+    for (msg_id, src_last) in [(999, false), (998, true)] {
+        let huge = huge_append_line(msg_id, src_last);
+        node.send_line(&huge);
+        drop(huge);
+        let error = node.recv();
+        assert_eq!(
+            (
+                &error["dest"],
+                &error["body"]["in_reply_to"],
+                &error["body"]["code"]
+            ),
+            (&json!("c1"), &json!(msg_id), &json!(12)),
+            "the answer to the 64 MiB line (src last: {src_last}): {error}"
+        );
+        let text = error["body"]["text"].as_str().unwrap_or_default();
+        assert!(
+            text.contains("67108864 bytes") && text.contains("discarded unread"),
+            "{text}"
+        );
+    }
 
-    // `request` checks in_reply_to: a reply to the huge line (msg_id 999)
-    // arriving first would fail here.
     let after = node.append("after the huge line");
     assert_eq!(
         (after["type"].as_str(), after["offset"].as_u64()),
@@ -288,7 +592,7 @@ fn a_64_mib_line_is_discarded_without_being_held_and_the_node_goes_on() {
     let peak = peak_rss_kib(pid);
     assert!(
         peak < 40 << 10,
-        "the node's peak memory was {peak} KiB: it held the 64 MiB line instead of discarding it"
+        "the node's peak memory was {peak} KiB: it held a 64 MiB line instead of discarding it"
     );
 
     assert!(
@@ -299,11 +603,14 @@ fn a_64_mib_line_is_discarded_without_being_held_and_the_node_goes_on() {
     let status = node.finish();
     assert_eq!(status.code(), Some(0), "exit status at end of input");
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
-    assert!(
-        stderr
-            .lines()
-            .any(|l| l.contains("discarded") && l.contains(&(64u64 << 20).to_string())),
-        "stderr does not say a line of {} bytes was discarded:\n{stderr}",
+    let discarded = stderr
+        .lines()
+        .filter(|l| l.contains("discarded") && l.contains(&(64u64 << 20).to_string()))
+        .count();
+    assert_eq!(
+        discarded,
+        2,
+        "stderr does not say two lines of {} bytes were discarded:\n{stderr}",
         64u64 << 20
     );
 }
@@ -453,4 +760,137 @@ fn a_maximal_payload_fully_escaped_is_served_not_discarded() {
         "a payload one byte over the limit gets error 12"
     );
     assert_eq!(bodies[3]["entries"], 1, "{}", bodies[3]);
+}
+
+/// Whoever reads the node's stderr may go away (a closed terminal, a log
+/// collector that died). Logging must not take the node down: with stderr a
+/// pipe nobody reads, it still answers everything, garbage included, and
+/// exits 0 at end of input.
+#[test]
+fn a_closed_stderr_does_not_stop_the_node() {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    // No reader left: every write to stderr now fails with EPIPE.
+    drop(reader);
+    let mut input = Vec::new();
+    push_line(&mut input, init_line("n1").as_bytes());
+    // Each of these makes the node write to stderr.
+    push_line(&mut input, b"not json, logged");
+    push_line(&mut input, &[b'x'; 1 << 17]);
+    push_line(
+        &mut input,
+        &request(
+            "c1",
+            json!({"type": "wal_append", "msg_id": 2, "payload": "kept"}),
+        ),
+    );
+    push_line(
+        &mut input,
+        &request("c1", json!({"type": "wal_read", "msg_id": 3, "offset": 0})),
+    );
+    let mut child = Command::new(common::bin())
+        .args(["--max-entry-bytes", "16"])
+        .env_remove("WAL_DIR")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(writer)
+        .spawn()
+        .expect("spawn wal-node");
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait for wal-node");
+    feeder.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "exit status with stderr closed (101 is a panic)"
+    );
+    let bodies: Vec<Value> = String::from_utf8(out.stdout)
+        .expect("stdout is UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON reply")["body"].clone())
+        .collect();
+    let summary: Vec<(&Value, &Value)> = bodies
+        .iter()
+        .map(|b| (&b["type"], &b["in_reply_to"]))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (&json!("init_ok"), &json!(1)),
+            (&json!("wal_append_ok"), &json!(2)),
+            (&json!("wal_read_ok"), &json!(3)),
+        ],
+        "replies with stderr closed: {bodies:?}"
+    );
+    assert_eq!(bodies[2]["payload"], "kept");
+}
+
+/// When a batch's write fails (here: the file size limit), its requests
+/// are redone one at a time. A bad line in that batch is still reported
+/// once, in its turn, not again on the retry.
+#[test]
+fn a_bad_line_in_a_batch_redone_after_a_failed_write_is_reported_once() {
+    let mut input = Vec::new();
+    push_line(&mut input, init_line("n1").as_bytes());
+    // 12 KB: over the 8 KiB file size limit below, so the batch's write fails.
+    push_line(
+        &mut input,
+        &request(
+            "c1",
+            json!({"type": "wal_append", "msg_id": 2, "payload": "b".repeat(12_000)}),
+        ),
+    );
+    push_line(&mut input, b"junk in the batch");
+    push_line(
+        &mut input,
+        &request(
+            "c1",
+            json!({"type": "wal_append", "msg_id": 4, "payload": "small"}),
+        ),
+    );
+    // SIGXFSZ ignored, so a write past the limit fails with EFBIG.
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 8; exec "$0""#)
+        .arg(common::bin())
+        .env_remove("WAL_DIR")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn wal-node");
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait for wal-node");
+    feeder.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let types: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a JSON reply");
+            json!([v["body"]["type"], v["body"]["code"]])
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            json!(["init_ok", null]),
+            json!(["error", 14]),
+            json!(["wal_append_ok", null])
+        ],
+        "stderr:\n{stderr}"
+    );
+    let retried = stderr.contains("retrying one at a time");
+    let reported = complaints(&stderr);
+    assert_eq!(
+        reported.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        [3],
+        "the bad line must be reported once (batch retried: {retried}):\n{stderr}"
+    );
 }

@@ -228,6 +228,8 @@ fn every_required_golden_case_is_present() {
         "several_clients",
         "read_every_offset",
         "info_after_each_kind",
+        "error_numbers_out_of_range",
+        "garbage_answered",
     ];
     let cases = load_cases();
     let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
