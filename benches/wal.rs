@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use support::client::{Peer, append_line, init_line};
 use support::report::{Row, Table, count, machine_description, mib};
 use wal_node::frame;
-use wal_node::wal::{Options, Recover, Wal};
+use wal_node::log::{Options, Recover, Segment};
 
 /// The node binary cargo built for this bench (target/release/wal-node).
 const NODE: &str = env!("CARGO_BIN_EXE_wal-node");
@@ -404,13 +404,15 @@ fn replay_row(dir: &Path, table: &mut Table) {
     let opts = Options {
         max_entry_bytes: frame::DEFAULT_MAX_ENTRY_BYTES,
         recover: Recover::Refuse,
+        max_segment_bytes: None,
     };
     raw_read(&path); // Warm the page cache.
     let (mut raw, mut replay) = (vec![], vec![]);
     for round in 0..REPLAY_ROUNDS {
         raw.push(raw_read(&path));
         let start = Instant::now();
-        let (wal, cut) = Wal::open(&path, opts).unwrap_or_else(|e| panic!("replay failed: {e}"));
+        let (wal, cut, _) =
+            Segment::open_file(&path, opts).unwrap_or_else(|e| panic!("replay failed: {e}"));
         let elapsed = start.elapsed();
         assert_eq!(wal.entries(), entries, "replay found every entry");
         assert!(cut.is_none(), "replay cut nothing");

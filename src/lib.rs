@@ -17,7 +17,6 @@ pub mod recovery;
 pub mod repair;
 pub mod stderr;
 pub mod tools;
-pub mod wal;
 
 /// `n` followed by `one` or `many`, as its count requires (for messages).
 pub fn count(n: u64, one: &str, many: &str) -> String {

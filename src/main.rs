@@ -5,9 +5,9 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wal_node::frame::DEFAULT_MAX_ENTRY_BYTES;
+use wal_node::log::{MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, Options, Recover};
 use wal_node::node::{Config, Node};
 use wal_node::tools::{self, Tool};
-use wal_node::wal::{Options, Recover};
 
 /// A write-ahead log node: newline-delimited JSON requests on stdin,
 /// replies on stdout, logs on stderr. Run without a subcommand, as Maelstrom
@@ -24,8 +24,8 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct NodeArgs {
-    /// Directory holding `<node_id>.wal`; without it the log is a private,
-    /// unlinked file that disappears when the process ends.
+    /// Directory holding each node's log directory `<node_id>/`; without it
+    /// the log is private: unlinked files that disappear with the process.
     #[arg(long, env = "WAL_DIR")]
     dir: Option<PathBuf>,
 
@@ -40,6 +40,12 @@ struct NodeArgs {
     /// What replay does with broken framing inside the log.
     #[arg(long, value_enum, default_value_t = Recover::Refuse)]
     recover: Recover,
+
+    /// Size at which the active segment is sealed and a new one started
+    /// (1024 to 1073741824). Kept in the log directory: without this flag
+    /// the log's last setting applies, 64 MiB for a new log.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES))]
+    max_segment_bytes: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -72,9 +78,10 @@ fn treat_empty_wal_dir_as_unset() {
 fn serve(args: NodeArgs) -> ExitCode {
     let config = Config {
         dir: args.dir,
-        wal: Options {
+        log: Options {
             max_entry_bytes: args.max_entry_bytes,
             recover: args.recover,
+            max_segment_bytes: args.max_segment_bytes,
         },
         max_batch: args.max_batch as usize,
     };

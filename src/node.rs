@@ -3,9 +3,9 @@
 //! their replies in request order with one flush.
 
 use crate::input::{Input, Lines};
+use crate::log::{self, Log, LogError, OpenError};
 use crate::protocol::attribution::Found;
 use crate::protocol::{self, ErrorCode, Kind, Rejection, Reply, Request};
-use crate::wal::{self, LogError, OpenError, Wal};
 use anyhow::{Result, bail};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ const MAX_BATCH_BYTES: usize = 4 << 20;
 pub struct Config {
     /// Where logs live; `None` for a private, unlinked log.
     pub dir: Option<PathBuf>,
-    pub wal: wal::Options,
+    pub log: log::Options,
     /// Most requests served per sync.
     pub max_batch: usize,
 }
@@ -27,7 +27,7 @@ impl Config {
     /// Longest input line kept: a maximal payload written entirely as
     /// `\u00XX` escapes, plus room for the envelope.
     pub fn max_line_bytes(&self) -> usize {
-        6 * self.wal.max_entry_bytes as usize + (64 << 10)
+        6 * self.log.max_entry_bytes as usize + (64 << 10)
     }
 }
 
@@ -71,7 +71,7 @@ struct Outgoing<'j> {
 pub struct Node {
     config: Config,
     node_id: Option<Rc<str>>,
-    wal: Option<Wal>,
+    log: Option<Log>,
     next_msg_id: u64,
     /// The last input line whose complaint went to stderr: a batch retried
     /// after a failed write does not repeat them.
@@ -120,7 +120,7 @@ impl Node {
         Node {
             config,
             node_id: None,
-            wal: None,
+            log: None,
             next_msg_id: 0,
             reported_through: 0,
         }
@@ -160,7 +160,7 @@ impl Node {
                 let kind = protocol::kind(&env.body);
                 let request = match kind {
                     Ok(k) => {
-                        protocol::validate(k, &env.body, self.config.wal.max_entry_bytes, &bytes)
+                        protocol::validate(k, &env.body, self.config.log.max_entry_bytes, &bytes)
                     }
                     Err(ref e) => Err(e.clone()),
                 };
@@ -199,7 +199,8 @@ impl Node {
         };
         let Some(e) = fatal else {
             self.send(replies, out)?;
-            let extended = self.wal.as_mut().map_or(Ok(()), Wal::extend_ahead);
+            let extended = self.log.as_mut().map_or(Ok(()), Log::extend_ahead);
+            self.print_events();
             if let Err(LogError::Sync(e) | LogError::Write(e) | LogError::Read(e)) = extended {
                 // Nothing waits on this sync, but the disk just failed one.
                 crate::stderr!("fsync while extending the log failed ({e}): exiting");
@@ -231,36 +232,46 @@ impl Node {
     }
 
     /// The fast path: everything applied, then one commit. After a failed
-    /// write the log is rolled back to where the batch found it, and the
-    /// error comes with the replies of the jobs before the log was opened
-    /// (none if it was open already): the rest must be redone.
+    /// write, every append not yet durable is undone, and the error comes
+    /// with the replies of the jobs before the first undone append (or
+    /// before the job that failed): the rest must be redone one at a time.
     fn apply_batched<'j>(
         &mut self,
         jobs: &'j [Job],
     ) -> Result<Replies<'j>, (LogError, Replies<'j>)> {
-        let mut mark = self.wal.as_ref().map(Wal::mark);
-        let mut redo_from = 0;
         let mut replies = Vec::with_capacity(jobs.len());
-        let result = (|| {
-            for (i, job) in jobs.iter().enumerate() {
-                let was_closed = self.wal.is_none();
-                let reply = self.apply(job)?;
-                replies.push(self.outgoing(job, reply));
-                if was_closed && self.wal.is_some() {
-                    mark = self.wal.as_ref().map(Wal::mark);
-                    redo_from = i + 1;
+        let mut failed_at = jobs.len();
+        let mut result = Ok(());
+        for (i, job) in jobs.iter().enumerate() {
+            match self.apply(job) {
+                Ok(reply) => replies.push(self.outgoing(job, reply)),
+                Err(e) => {
+                    failed_at = i;
+                    result = Err(e);
+                    break;
                 }
             }
-            self.wal.as_mut().map_or(Ok(()), Wal::commit)
-        })();
+        }
+        if result.is_ok() {
+            result = self.log.as_mut().map_or(Ok(()), Log::commit);
+        }
         match result {
             Ok(()) => Ok(replies),
             Err(LogError::Write(e)) => {
-                if let (Some(wal), Some(mark)) = (self.wal.as_mut(), mark)
-                    && let Err(rollback) = wal.rollback(mark)
-                {
-                    return Err((rollback, Vec::new()));
-                }
+                let undone_from = match self.log.as_mut().map(Log::rollback) {
+                    Some(Err(rollback)) => return Err((rollback, Vec::new())),
+                    Some(Ok(offset)) => offset,
+                    None => u64::MAX,
+                };
+                // Appends before a roll inside this batch are durable and
+                // stand; the first undone one and all after it are redone.
+                let redo_from = replies
+                    .iter()
+                    .position(|r| {
+                        matches!(r, Some(Outgoing { reply: Reply::WalAppendOk { offset, .. }, .. })
+                            if *offset >= undone_from)
+                    })
+                    .unwrap_or(failed_at);
                 replies.truncate(redo_from);
                 Err((LogError::Write(e), replies))
             }
@@ -274,22 +285,15 @@ impl Node {
     fn apply_one_by_one<'j>(&mut self, jobs: &'j [Job]) -> (Replies<'j>, Option<std::io::Error>) {
         let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let mark = self.wal.as_ref().map(Wal::mark);
             let outcome = self.apply(job).and_then(|reply| {
-                self.wal.as_mut().map_or(Ok(()), Wal::commit)?;
+                self.log.as_mut().map_or(Ok(()), Log::commit)?;
                 Ok(reply)
             });
             let reply = match outcome {
                 Ok(reply) => reply,
                 Err(LogError::Write(e)) => {
-                    let rolled_back = match (self.wal.as_mut(), mark) {
-                        (Some(wal), Some(mark)) => wal.rollback(mark),
-                        _ => Ok(()),
-                    };
-                    if let Err(LogError::Sync(e) | LogError::Write(e) | LogError::Read(e)) =
-                        rolled_back
-                    {
-                        return (replies, Some(e));
+                    if let Some(Err(failed)) = self.log.as_mut().map(Log::rollback) {
+                        return (replies, Some(failed.into_io()));
                     }
                     Some(Reply::error(
                         job.msg_id(),
@@ -335,7 +339,7 @@ impl Node {
             Ok(k) => *k,
             Err(r) => return error(r.clone()),
         };
-        if kind != Kind::Init && self.wal.is_none() {
+        if kind != Kind::Init && self.log.is_none() {
             return error(Rejection::new(
                 ErrorCode::TemporarilyUnavailable,
                 "the node is not initialized yet: send init first",
@@ -352,8 +356,8 @@ impl Node {
                 Err(r) => Reply::error(msg.msg_id, r),
             }),
             Request::Append { payload } => {
-                let wal = self.wal.as_mut().expect("initialized");
-                let a = wal.append(payload.as_bytes());
+                let log = self.log.as_mut().expect("initialized");
+                let a = log.append(payload.as_bytes())?;
                 Ok(Reply::WalAppendOk {
                     in_reply_to,
                     offset: a.offset,
@@ -362,8 +366,8 @@ impl Node {
                 })
             }
             Request::Read { offset } => {
-                let wal = self.wal.as_mut().expect("initialized");
-                let entry = match wal.read(*offset) {
+                let log = self.log.as_mut().expect("initialized");
+                let entry = match log.read(*offset) {
                     Err(LogError::Read(e)) => {
                         // One unreadable entry does not stop the node serving the rest.
                         crate::stderr!("reading entry {offset} failed: {e}");
@@ -386,21 +390,48 @@ impl Node {
                             ErrorCode::KeyDoesNotExist,
                             format!(
                                 "no entry at offset {offset}: the log has {}",
-                                crate::count(wal.entries(), "entry", "entries")
+                                crate::count(log.entries(), "entry", "entries")
                             ),
                         ),
                     ),
                 })
             }
             Request::Info => {
-                let wal = self.wal.as_ref().expect("initialized");
+                let log = self.log.as_ref().expect("initialized");
                 Ok(Reply::WalInfoOk {
                     in_reply_to,
-                    entries: wal.entries(),
-                    total_bytes: wal.total_bytes(),
+                    entries: log.entries(),
+                    total_bytes: log.total_bytes(),
                     // Settled in `send`, once the batch's sync has happened.
                     fsynced: false,
-                    corrupt_entries: wal.corrupt_entries(),
+                    corrupt_entries: log.corrupt_entries(),
+                })
+            }
+            Request::SegmentConfig { max_segment_bytes } => {
+                let log = self.log.as_mut().expect("initialized");
+                Ok(match log.set_max_segment_bytes(*max_segment_bytes) {
+                    Ok(()) => Reply::WalSegmentConfigOk {
+                        in_reply_to,
+                        max_segment_bytes: *max_segment_bytes,
+                    },
+                    Err(e) => Reply::error(
+                        msg.msg_id,
+                        Rejection::new(
+                            ErrorCode::Abort,
+                            format!("the setting was not changed: {e}"),
+                        ),
+                    ),
+                })
+            }
+            Request::SegmentInfo => {
+                let log = self.log.as_ref().expect("initialized");
+                let segments: Vec<protocol::SegmentRow> =
+                    log.segments().into_iter().map(Into::into).collect();
+                let active_segment = segments.last().expect("an active segment").file.clone();
+                Ok(Reply::WalSegmentInfoOk {
+                    in_reply_to,
+                    segments,
+                    active_segment,
                 })
             }
         }
@@ -435,54 +466,55 @@ impl Node {
                 ))
             };
         }
-        let wal = match &self.config.dir {
-            None => {
-                Wal::anonymous().map_err(|e| Rejection::new(ErrorCode::Crash, format!("{e:#}")))?
-            }
-            Some(dir) => {
-                let path = dir.join(format!("{node_id}.wal"));
-                match Wal::open(&path, self.config.wal) {
-                    Ok((wal, _cut)) => wal,
-                    Err(e @ OpenError::Locked(_)) => {
-                        return Err(Rejection::new(
-                            ErrorCode::TemporarilyUnavailable,
-                            e.to_string(),
-                        ));
-                    }
-                    Err(e) => {
-                        let text = format!("cannot open the log: {e}");
-                        crate::stderr!("init failed: {text}");
-                        return Err(Rejection::new(ErrorCode::Crash, text));
-                    }
+        let log = match &self.config.dir {
+            None => Log::private(self.config.log)
+                .map_err(|e| Rejection::new(ErrorCode::Crash, format!("{e:#}")))?,
+            Some(dir) => match log::adopt::open_node(dir, node_id, self.config.log) {
+                Ok(log) => log,
+                Err(e @ OpenError::Locked(_)) => {
+                    return Err(Rejection::new(
+                        ErrorCode::TemporarilyUnavailable,
+                        e.to_string(),
+                    ));
                 }
-            }
+                Err(e) => {
+                    let text = format!("cannot open the log: {e}");
+                    crate::stderr!("init failed: {text}");
+                    return Err(Rejection::new(ErrorCode::Crash, text));
+                }
+            },
         };
+        self.log = Some(log);
+        self.print_events();
+        let log = self.log.as_ref().expect("just opened");
         crate::stderr!(
-            "node {node_id} serving log {} ({} entries, {} bytes)",
-            wal.path()
+            "node {node_id} serving log {} ({}, {} bytes, {})",
+            log.dir()
                 .map_or("<private, unlinked>".into(), |p| p.display().to_string()),
-            wal.entries(),
-            wal.total_bytes()
+            crate::count(log.entries(), "entry", "entries"),
+            log.total_bytes(),
+            crate::count(log.segments().len() as u64, "segment", "segments"),
         );
         self.node_id = Some(node_id.into());
-        self.wal = Some(wal);
         Ok(())
+    }
+
+    /// Says on stderr what the log reported: a cut tail, bit rot, a rebuilt
+    /// index.
+    fn print_events(&mut self) {
+        if let Some(log) = self.log.as_mut() {
+            for event in log.take_events() {
+                crate::stderr!("{event}");
+            }
+        }
     }
 
     /// Writes `replies` in order with one flush, numbering them.
     fn send(&mut self, replies: Replies, out: &mut impl Write) -> Result<()> {
         let mut buf = Vec::new();
         for Outgoing { to, src, mut reply } in replies.into_iter().flatten() {
-            if let (
-                Reply::WalInfoOk {
-                    fsynced,
-                    total_bytes,
-                    ..
-                },
-                Some(wal),
-            ) = (&mut reply, &self.wal)
-            {
-                *fsynced = wal.synced_through(*total_bytes);
+            if let (Reply::WalInfoOk { fsynced, .. }, Some(log)) = (&mut reply, &self.log) {
+                *fsynced = log.all_durable();
             }
             protocol::write_reply(&mut buf, &src, &to.peer, &reply, self.next_msg_id);
             self.next_msg_id += 1;

@@ -121,6 +121,8 @@ pub enum Request {
     Append { payload: String },
     Read { offset: u64 },
     Info,
+    SegmentConfig { max_segment_bytes: u64 },
+    SegmentInfo,
 }
 
 /// The request kinds, known before their fields are checked.
@@ -130,6 +132,8 @@ pub enum Kind {
     Append,
     Read,
     Info,
+    SegmentConfig,
+    SegmentInfo,
 }
 
 /// The body's `msg_id`, if it has a usable one.
@@ -145,10 +149,13 @@ pub fn kind(body: &Map<String, Value>) -> Result<Kind, Rejection> {
             "wal_append" => Ok(Kind::Append),
             "wal_read" => Ok(Kind::Read),
             "wal_info" => Ok(Kind::Info),
+            "wal_segment_config" => Ok(Kind::SegmentConfig),
+            "wal_segment_info" => Ok(Kind::SegmentInfo),
             other => Err(Rejection::new(
                 ErrorCode::NotSupported,
                 format!(
-                    "unsupported message type {other:?}; this node serves init, wal_append, wal_read and wal_info"
+                    "unsupported message type {other:?}; this node serves init, wal_append, \
+                     wal_read, wal_info, wal_segment_config and wal_segment_info"
                 ),
             )),
         },
@@ -212,6 +219,23 @@ pub fn validate(
             None => Err(Rejection::malformed("missing field `offset`")),
         },
         Kind::Info => Ok(Request::Info),
+        Kind::SegmentConfig => segment_limit(body),
+        Kind::SegmentInfo => Ok(Request::SegmentInfo),
+    }
+}
+
+fn segment_limit(body: &Map<String, Value>) -> Result<Request, Rejection> {
+    use crate::log::{MAX_SEGMENT_BYTES as MAX, MIN_SEGMENT_BYTES as MIN};
+    let v = body
+        .get("max_segment_bytes")
+        .ok_or_else(|| Rejection::malformed("missing field `max_segment_bytes`"))?;
+    match v.as_u64() {
+        Some(n) if (MIN..=MAX).contains(&n) => Ok(Request::SegmentConfig {
+            max_segment_bytes: n,
+        }),
+        _ => Err(Rejection::malformed(format!(
+            "field `max_segment_bytes` must be an integer from {MIN} to {MAX} (1 KiB to 1 GiB), got {v}"
+        ))),
     }
 }
 
@@ -278,12 +302,44 @@ pub enum Reply {
         fsynced: bool,
         corrupt_entries: u64,
     },
+    WalSegmentConfigOk {
+        in_reply_to: u64,
+        max_segment_bytes: u64,
+    },
+    WalSegmentInfoOk {
+        in_reply_to: u64,
+        segments: Vec<SegmentRow>,
+        active_segment: String,
+    },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
         in_reply_to: Option<u64>,
         code: u32,
         text: String,
     },
+}
+
+/// One segment in `wal_segment_info_ok`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SegmentRow {
+    pub file: String,
+    pub start_offset: u64,
+    /// The offset of its last entry; `null` while it holds none.
+    pub end_offset: Option<u64>,
+    pub size_bytes: u64,
+    pub sealed: bool,
+}
+
+impl From<crate::log::SegmentInfo> for SegmentRow {
+    fn from(s: crate::log::SegmentInfo) -> Self {
+        SegmentRow {
+            file: s.file,
+            start_offset: s.start_offset,
+            end_offset: s.end_offset,
+            size_bytes: s.size_bytes,
+            sealed: s.sealed,
+        }
+    }
 }
 
 impl Reply {

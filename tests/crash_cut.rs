@@ -9,7 +9,7 @@ use common::{log_path, run};
 use crash_support::*;
 use serde_json::{Value, json};
 use std::path::Path;
-use wal_node::wal::Wal;
+use wal_node::log::Segment as Wal;
 
 /// Payloads of varied sizes and contents. The second to last is 256 bytes,
 /// so its length word is `00 01 00 00`: a cut one byte into it leaves a
@@ -99,14 +99,14 @@ fn check_cut(
 ) {
     let payloads = &made.payloads;
     let (whole, at) = whole_before(&made.starts, made.end, k);
-    let (mut wal, cut) = Wal::open(log, opts())
+    let (mut wal, cut, _) = Wal::open_file(log, opts())
         .unwrap_or_else(|e| panic!("{what}: a torn tail must open, got: {e}"));
     assert_eq!(
         wal.entries(),
         whole as u64,
         "{what}: exactly the {whole} whole frames before the cut must remain"
     );
-    assert_eq!(wal.total_bytes(), at, "{what}: total_bytes");
+    assert_eq!(wal.bytes(), at, "{what}: total_bytes");
     assert_eq!(wal.corrupt_entries(), 0, "{what}: nothing is bit rot here");
     for (i, p) in payloads.iter().enumerate().take(whole) {
         let e = wal
@@ -243,7 +243,7 @@ fn cut_every_byte_of_the_last_two_frames(zero_tail: usize) {
         let log = log_path(dir.path(), "n1");
         let mut content = made.bytes[..k as usize].to_vec();
         content.resize(k as usize + zero_tail, 0);
-        std::fs::write(&log, &content).unwrap();
+        common::write_log(dir.path(), "n1", &content);
         check_cut(
             &log,
             &content,
@@ -276,7 +276,7 @@ fn binary_case(content: Vec<u8>, cut_at: u64, why: &[&str], label: &str) {
     let (whole, at) = whole_before(&starts, end, cut_at);
     let dir = tempdir();
     let log = log_path(dir.path(), "n1");
-    std::fs::write(&log, &content).unwrap();
+    common::write_log(dir.path(), "n1", &content);
     let mut lines = vec![common::init_line("n1"), req(2, json!({"type": "wal_info"}))];
     for i in 0..whole {
         lines.push(req(10 + i as u64, json!({"type": "wal_read", "offset": i})));

@@ -31,7 +31,7 @@ struct Served {
 
 fn serve(dir: &Path, content: &[u8], extra_args: &[&str], lines: &[String]) -> Served {
     let log = log_path(dir, "n1");
-    std::fs::write(&log, content).unwrap();
+    common::write_log(dir, "n1", content);
     let mut args = vec!["--dir", dir.to_str().unwrap()];
     args.extend_from_slice(extra_args);
     let out = run(&args, &input_of(lines));
@@ -515,7 +515,7 @@ fn lowering_max_entry_bytes_never_cuts_an_intact_acknowledged_entry() {
 /// flagged. Never a cut of acknowledged entries, never a shifted offset.
 #[test]
 fn no_single_bit_flip_in_a_header_loses_or_shifts_an_acknowledged_entry() {
-    use wal_node::wal::{OpenError, Options, Recover, Wal};
+    use wal_node::log::{OpenError, Options, Recover, Segment};
     let payloads: Vec<String> = (1..=10).map(|i| format!("payload number {i}")).collect();
     let mut clean = Vec::new();
     let mut starts = Vec::new();
@@ -527,6 +527,7 @@ fn no_single_bit_flip_in_a_header_loses_or_shifts_an_acknowledged_entry() {
     let opts = Options {
         max_entry_bytes: 1 << 20,
         recover: Recover::Refuse,
+        max_segment_bytes: None,
     };
     for (frame, &start) in starts.iter().enumerate().take(payloads.len() - 1) {
         for bit in 0..64 {
@@ -536,7 +537,7 @@ fn no_single_bit_flip_in_a_header_loses_or_shifts_an_acknowledged_entry() {
             let dir = tempdir();
             let path = dir.path().join("n1.wal");
             std::fs::write(&path, &bytes).unwrap();
-            match Wal::open(&path, opts) {
+            match Segment::open_file(&path, opts) {
                 Err(OpenError::Damaged { .. }) => {
                     assert_eq!(
                         std::fs::read(&path).unwrap(),
@@ -545,7 +546,7 @@ fn no_single_bit_flip_in_a_header_loses_or_shifts_an_acknowledged_entry() {
                     );
                 }
                 Err(e) => panic!("{label}: unexpected error {e}"),
-                Ok((mut wal, cut)) => {
+                Ok((mut wal, cut, _)) => {
                     assert_eq!(cut, None, "{label}: cut acknowledged entries");
                     assert_eq!(
                         wal.entries(),

@@ -12,8 +12,8 @@ use crash_support::*;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use std::fs::OpenOptions;
+use wal_node::log::Segment as Wal;
 use wal_node::recovery::{self, Tail};
-use wal_node::wal::Wal;
 
 #[derive(Debug, Clone, Copy)]
 enum After {
@@ -71,13 +71,13 @@ fn write_log(
             append(&mut wal, len);
         }
         wal.commit().unwrap();
-        durable = wal.total_bytes();
+        durable = wal.bytes();
     }
     for &len in unsynced {
         append(&mut wal, len);
     }
     wal.write_pending().unwrap();
-    assert_eq!(wal.total_bytes(), *ends.last().unwrap_or(&0));
+    assert_eq!(wal.bytes(), *ends.last().unwrap_or(&0));
     drop(wal);
     let bytes = std::fs::read(&path).unwrap();
     (bytes, payloads, ends, durable)
@@ -130,7 +130,7 @@ fn check_crash(
     prop_assert_eq!(report.corrupt_entries, 0, "{}: {:?}", what, report);
 
     // Replay as the node does it.
-    let (mut wal, cut_report) = Wal::open(&log, opts())
+    let (mut wal, cut_report, _) = Wal::open_file(&log, opts())
         .map_err(|e| TestCaseError::fail(format!("{what}: replay refused the log: {e}")))?;
     let entries = wal.entries();
     prop_assert_eq!(

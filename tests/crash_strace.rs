@@ -506,12 +506,11 @@ fn single_requests_are_acknowledged_only_after_their_sync() {
 fn a_repaired_torn_tail_is_durable_before_any_acknowledgement() {
     require_strace();
     let t = traced_dirs();
-    std::fs::create_dir_all(&t.dir).unwrap();
     let payloads: Vec<Vec<u8>> = (0..5).map(|i| format!("entry {i}").into_bytes()).collect();
     let (mut content, _) = frames(&payloads);
     let end = content.len() as u64;
     content.extend_from_slice(&Rng::new(7).nonzero_bytes(300));
-    std::fs::write(&t.log, &content).unwrap();
+    common::write_log(&t.dir, "n1", &content);
 
     let mut node = spawn_traced(&t.dir, &t.trace, &t.stderr);
     let init = node.init("n1");
@@ -549,7 +548,7 @@ fn a_repaired_torn_tail_is_durable_before_any_acknowledgement() {
     });
     let dir_synced = calls.iter().any(|c| {
         SYNCS.contains(&c.name.as_str())
-            && c.on(&t.dir)
+            && c.on(t.log.parent().expect("the log's directory"))
             && c.ret == Some(0)
             && c.start > created.end
             && c.end < cut_at

@@ -31,11 +31,17 @@ fn init_in(dir: &Path, extra_args: &[&str]) -> (Value, String) {
     (out.replies[0]["body"].clone(), out.stderr)
 }
 
+/// Where a node first looks for its log: the previous version's single
+/// file, which it adopts (a regular file only) as its first segment.
+fn old_log_path(dir: &Path) -> PathBuf {
+    dir.join("n1.wal")
+}
+
 /// `init` of n1 in `dir` is refused with error 13 naming the log's path and
 /// `what` it is.
 fn assert_refused_as(dir: &Path, what: &str) {
     let (reply, stderr) = init_in(dir, &[]);
-    let path = log_path(dir, "n1");
+    let path = old_log_path(dir);
     assert_eq!(reply["type"], "error", "{what}: init must fail: {reply}");
     assert_eq!(reply["code"], json!(13), "{what}: {reply}");
     let text = reply["text"].as_str().unwrap();
@@ -53,7 +59,7 @@ fn assert_refused_as(dir: &Path, what: &str) {
 #[test]
 fn a_fifo_at_the_log_path_is_refused_and_nothing_is_written_to_it() {
     let dir = tempdir();
-    let fifo = log_path(dir.path(), "n1");
+    let fifo = old_log_path(dir.path());
     let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(status.success(), "mkfifo {}", fifo.display());
     // A reader held open throughout, so anything written would stay in the
@@ -77,7 +83,7 @@ fn a_fifo_at_the_log_path_is_refused_and_nothing_is_written_to_it() {
 fn a_character_device_at_the_log_path_is_refused() {
     let dir = tempdir();
     // /dev/null's own device numbers (1, 3), as a node in the directory.
-    let node = log_path(dir.path(), "n1");
+    let node = old_log_path(dir.path());
     let made = Command::new("mknod")
         .arg(&node)
         .args(["c", "1", "3"])
@@ -96,7 +102,7 @@ fn a_character_device_at_the_log_path_is_refused() {
 #[test]
 fn a_directory_or_a_socket_at_the_log_path_is_refused() {
     let dir = tempdir();
-    let path = log_path(dir.path(), "n1");
+    let path = old_log_path(dir.path());
     std::fs::create_dir(&path).unwrap();
     assert_refused_as(dir.path(), "directory");
     std::fs::remove_dir(&path).unwrap();
@@ -111,7 +117,7 @@ fn a_symlink_to_a_regular_file_elsewhere_is_served() {
     let elsewhere = tempdir();
     let target = elsewhere.path().join("real.wal");
     std::fs::write(&target, frame(b"already there")).unwrap();
-    std::os::unix::fs::symlink(&target, log_path(dir.path(), "n1")).unwrap();
+    std::os::unix::fs::symlink(&target, old_log_path(dir.path())).unwrap();
     let input = init_and_appends(&["through a symlink"]);
     let out = run(&["--dir", dir.path().to_str().unwrap()], &input);
     assert_eq!(
@@ -184,7 +190,7 @@ fn a_block_device_at_the_log_path_is_refused_and_its_bytes_are_unchanged() {
     };
     let logs = dir.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
-    std::os::unix::fs::symlink(&device.device, log_path(&logs, "n1")).unwrap();
+    std::os::unix::fs::symlink(&device.device, old_log_path(&logs)).unwrap();
     assert_refused_as(&logs, "block device");
     let seen = std::fs::read(&device.device).unwrap();
     drop(device);
@@ -316,7 +322,9 @@ fn a_torn_tail_on_a_disk_the_log_filled_is_cut_unsaved_and_no_acknowledged_entry
     // Append until the disk is full (error 14).
     let mut acked = Vec::new();
     loop {
-        let payload = text_payload(&format!("entry{}-", acked.len()), 1000);
+        // 1001 bytes: frames of 1009 bytes never end on a block boundary
+        // before the 256 KiB fill up, so the last block has room for a torn tail.
+        let payload = text_payload(&format!("entry{}-", acked.len()), 1001);
         let r = node.append(&payload);
         if r["type"] == "error" {
             assert_eq!(r["code"], json!(14), "{r}\n{}", read_text(&err));
@@ -328,7 +336,7 @@ fn a_torn_tail_on_a_disk_the_log_filled_is_cut_unsaved_and_no_acknowledged_entry
     }
     assert!(node.finish().success(), "{}", read_text(&err));
     let log = log_path(dir, "n1");
-    let data_end = 1008 * acked.len() as u64;
+    let data_end = 1009 * acked.len() as u64;
     assert_eq!(std::fs::metadata(&log).unwrap().len(), data_end);
 
     // A crash in the middle of the next write: as much of its frame as the
@@ -386,7 +394,7 @@ fn repair_on_a_full_disk_cuts_a_torn_tail_unsaved_and_says_so() {
     };
     let log = log_path(fs.path(), "n1");
     let (bytes, data_end, torn) = log_with_torn_tail();
-    std::fs::write(&log, &bytes).unwrap();
+    common::write_log(fs.path(), "n1", &bytes);
     fs.fill_up();
     let out = Command::new(common::bin())
         .arg("repair")
@@ -431,7 +439,7 @@ fn broken_framing_on_a_full_disk_is_not_cut_unsaved_and_the_refusal_says_exactly
     let dir = fs.path();
     let log = log_path(dir, "n1");
     let (bytes, damage) = log_with_broken_framing();
-    std::fs::write(&log, &bytes).unwrap();
+    common::write_log(dir, "n1", &bytes);
     let filler = fs.fill_up();
     let (_, block) = fs.space();
     let cut_len = bytes.len() as u64 - damage;
@@ -476,7 +484,7 @@ fn repair_truncate_at_damage_on_a_full_disk_refuses_and_leaves_nothing() {
     };
     let log = log_path(fs.path(), "n1");
     let (bytes, _) = log_with_broken_framing();
-    std::fs::write(&log, &bytes).unwrap();
+    common::write_log(fs.path(), "n1", &bytes);
     fs.fill_up();
     let out = Command::new(common::bin())
         .args(["repair", "--truncate-at-damage"])
@@ -494,7 +502,7 @@ fn repair_truncate_at_damage_on_a_full_disk_refuses_and_leaves_nothing() {
 fn a_refused_open_says_what_is_known_of_the_damage() {
     let dir = tempdir();
     let (bytes, damage) = log_with_broken_framing();
-    std::fs::write(log_path(dir.path(), "n1"), &bytes).unwrap();
+    common::write_log(dir.path(), "n1", &bytes);
     let (reply, stderr) = init_in(dir.path(), &[]);
     assert_eq!(reply["code"], json!(13), "{reply}");
     let text = reply["text"].as_str().unwrap();

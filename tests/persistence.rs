@@ -528,7 +528,14 @@ fn a_bad_node_id_touches_no_file() {
         if !existing {
             after.extend([PathBuf::from("a"), PathBuf::from("a/b")]);
         }
-        after.push(PathBuf::from("a/b/n1.wal"));
+        after.extend(
+            [
+                "a/b/n1",
+                "a/b/n1/00000000000000000000.log",
+                "a/b/n1/wal-node.meta",
+            ]
+            .map(PathBuf::from),
+        );
         after.sort();
         assert_eq!(
             tree(tmp.path()),

@@ -31,6 +31,7 @@ use std::path::Path;
 /// Opens the log of node `node_id` under `root`, adopting an old
 /// single-file log first if there is one.
 pub fn open_node(root: &Path, node_id: &str, opts: Options) -> Result<Log, OpenError> {
+    dir::create_durably(root)?;
     let old = root.join(format!("{node_id}.wal"));
     let dir = root.join(node_id);
     let event = match std::fs::metadata(&old) {
@@ -51,19 +52,10 @@ pub fn open_node(root: &Path, node_id: &str, opts: Options) -> Result<Log, OpenE
 
 fn adopt(old: &Path, dir: &Path, opts: Options) -> Result<Event, OpenError> {
     let shown = old.display();
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .open(old)
-        .with_context(|| format!("opening {shown}"))?;
+    let file = super::regular::open(old, true)?;
     let meta = file
         .metadata()
         .with_context(|| format!("reading {shown}"))?;
-    if !meta.is_file() {
-        return Err(OpenError::Refused(format!(
-            "{shown} is not a regular file: not a log of ours; nothing was changed"
-        )));
-    }
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => return Err(OpenError::Locked(old.to_owned())),
@@ -93,7 +85,7 @@ fn adopt(old: &Path, dir: &Path, opts: Options) -> Result<Event, OpenError> {
             store::write_meta_in(dir, &meta)
                 .with_context(|| format!("writing the metadata of {}", dir.display()))?;
         }
-        std::fs::hard_link(old, &first)
+        link_as_first_segment(old, &first)
             .and_then(|()| File::open(dir)?.sync_all())
             .with_context(|| format!("linking {shown} as {}", first.display()))?;
     }
@@ -131,4 +123,15 @@ fn check_ours(file: &File, len: u64, path: &Path, max_entry_bytes: u32) -> Resul
         )));
     }
     Ok(())
+}
+
+/// Makes `first` reach the old log's data: a hard link, or for a symlink
+/// (whose relative target would not resolve from the new directory) a new
+/// symlink to where it leads.
+fn link_as_first_segment(old: &Path, first: &Path) -> io::Result<()> {
+    if std::fs::symlink_metadata(old)?.file_type().is_symlink() {
+        std::os::unix::fs::symlink(std::fs::canonicalize(old)?, first)
+    } else {
+        std::fs::hard_link(old, first)
+    }
 }

@@ -24,7 +24,7 @@ impl LogError {
         !matches!(self, LogError::Sync(_))
     }
 
-    pub fn io(&self) -> &io::Error {
+    pub fn into_io(self) -> io::Error {
         match self {
             LogError::Write(e) | LogError::Sync(e) | LogError::Read(e) => e,
         }
@@ -114,7 +114,15 @@ impl fmt::Display for OpenError {
                             " (the frames from there to {offset} fail their checksum)"
                         )?;
                     }
-                    write!(f, "; the file was left untouched")
+                    write!(
+                        f,
+                        "; the file was left untouched. To look inside: wal-node inspect {p}. \
+                         To accept losing everything from byte offset {} on (the cut bytes \
+                         are saved beside the log): restart with --recover=truncate, or run \
+                         wal-node repair --truncate-at-damage {p}",
+                        report.data_end,
+                        p = path.display()
+                    )
                 }
                 _ => write!(f, "log {} is damaged", path.display()),
             },

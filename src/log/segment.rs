@@ -75,9 +75,41 @@ pub struct Segment {
     pending: Vec<u8>,
     /// After a failed preallocation: the data size at which to try again.
     prealloc_retry_at: Option<u64>,
+    /// Entries replay found failing their checksum.
+    corrupt_entries: u64,
 }
 
 impl Segment {
+    /// Opens and replays one segment file on its own (a previous version's
+    /// whole log, or a segment under test), locked, its first entry 0.
+    pub fn open_file(
+        path: &Path,
+        opts: super::Options,
+    ) -> Result<(Segment, Option<Cut>, Vec<Event>), OpenError> {
+        let file = super::regular::open(path, true)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(OpenError::Locked(path.to_owned()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("locking {}", path.display()))
+                    .into());
+            }
+        }
+        let mut events = Vec::new();
+        let (segment, cut, _) = Segment::replay(
+            file,
+            Some(path.to_owned()),
+            0,
+            opts.max_entry_bytes,
+            opts.recover,
+            &mut events,
+        )?;
+        Ok((segment, cut, events))
+    }
+
     /// A new, empty segment whose first entry will be `start`.
     pub fn create(file: File, path: Option<PathBuf>, start: u64) -> Segment {
         Segment {
@@ -92,6 +124,7 @@ impl Segment {
             allocated_end: 0,
             pending: Vec::new(),
             prealloc_retry_at: None,
+            corrupt_entries: 0,
         }
     }
 
@@ -156,6 +189,7 @@ impl Segment {
             allocated_end,
             pending: Vec::new(),
             prealloc_retry_at: None,
+            corrupt_entries: report.corrupt_entries,
         };
         Ok((segment, cut, report))
     }
@@ -180,6 +214,11 @@ impl Segment {
     /// Offset the next entry appended here would get.
     pub fn end(&self) -> u64 {
         self.start + self.positions.len()
+    }
+
+    /// Entries replay found failing their checksum (kept, flagged).
+    pub fn corrupt_entries(&self) -> u64 {
+        self.corrupt_entries
     }
 
     /// Bytes of frames, written or pending.

@@ -170,7 +170,25 @@ impl Running {
     }
 }
 
-/// The log file of node `node_id` in `dir`.
+/// The first segment of node `node_id`'s log in `dir` (the whole log while
+/// it is shorter than a segment). Its directory exists once a node has
+/// opened the log; a test that builds a log before that writes it with
+/// `write_log`.
 pub fn log_path(dir: &Path, node_id: &str) -> std::path::PathBuf {
-    dir.join(format!("{node_id}.wal"))
+    dir.join(node_id).join("00000000000000000000.log")
+}
+
+/// Makes `bytes` the whole log of node `node_id` in `dir`: its directory
+/// with a metadata file (the default settings) and `bytes` as the first
+/// segment, at `log_path`.
+pub fn write_log(dir: &Path, node_id: &str, bytes: &[u8]) {
+    use wal_node::log::meta::Meta;
+    let log_dir = dir.join(node_id);
+    std::fs::create_dir_all(&log_dir).expect("create the log directory");
+    let meta = Meta {
+        max_segment_bytes: wal_node::log::DEFAULT_MAX_SEGMENT_BYTES,
+        first_offset: 0,
+    };
+    std::fs::write(log_dir.join(wal_node::log::names::META), meta.encode()).expect("write meta");
+    std::fs::write(log_path(dir, node_id), bytes).expect("write the log");
 }

@@ -11,7 +11,7 @@ use crate::common;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
-use wal_node::wal::{Options, Recover, Wal};
+use wal_node::log::{Options, Recover, Segment};
 
 pub const HEADER: usize = 8;
 /// The node's default `--max-entry-bytes`.
@@ -99,6 +99,7 @@ pub fn opts() -> Options {
     Options {
         max_entry_bytes: MAX_ENTRY,
         recover: Recover::Refuse,
+        max_segment_bytes: None,
     }
 }
 
@@ -106,13 +107,14 @@ pub fn opts_truncate() -> Options {
     Options {
         max_entry_bytes: MAX_ENTRY,
         recover: Recover::Truncate,
+        max_segment_bytes: None,
     }
 }
 
 /// Opens `path` with the library, panicking with the error's text.
-pub fn open(path: &Path) -> Wal {
-    match Wal::open(path, opts()) {
-        Ok((wal, _)) => wal,
+pub fn open(path: &Path) -> Segment {
+    match Segment::open_file(path, opts()) {
+        Ok((segment, _, _)) => segment,
         Err(e) => panic!("opening {} failed: {e}", path.display()),
     }
 }
