@@ -435,3 +435,91 @@ fn help_and_bad_arguments() {
         assert!(stderr(&out).contains(shows), "{bad:?}: {}", stderr(&out));
     }
 }
+
+/// Damage followed only by a frame longer than `limit`: broken framing
+/// under the default limit, a torn tail under a lower one (the search for
+/// whole frames only knows frames within the limit). So the verdict shows
+/// which `--max-entry-bytes` a tool used.
+fn limit_sensitive_log() -> Vec<u8> {
+    let mut log = encode(b"first");
+    log.extend_from_slice(&0x00ff_ffffu32.to_le_bytes());
+    log.extend_from_slice(&[0; 4]);
+    log.extend(encode(&[b'b'; 100]));
+    log
+}
+
+#[test]
+fn max_entry_bytes_may_come_before_the_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), "n1.wal", &limit_sensitive_log());
+    let default = stdout(&tool(&["verify"], &path));
+    assert!(default.contains("broken framing"), "{default}");
+    for args in [
+        &["verify", "--max-entry-bytes", "50"][..],
+        &["--max-entry-bytes", "50", "verify"],
+        &["--max-entry-bytes=50", "verify"],
+    ] {
+        let out = tool(args, &path);
+        assert_eq!(code(&out), 1, "{args:?}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("torn tail"),
+            "{args:?}: {}",
+            stdout(&out)
+        );
+    }
+    for args in [
+        &["--max-entry-bytes", "50", "inspect"][..],
+        &["--max-entry-bytes", "50", "repair", "--dry-run"],
+    ] {
+        let out = tool(args, &path);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("torn tail"),
+            "{args:?}: {}",
+            stdout(&out)
+        );
+    }
+    // The node's own options mean nothing to a tool: refused, not ignored.
+    for (flag, value) in [
+        ("--dir", "d"),
+        ("--max-batch", "7"),
+        ("--recover", "truncate"),
+    ] {
+        let out = tool(&[flag, value, "verify"], &path);
+        assert_eq!(code(&out), 2, "{flag}");
+        assert!(
+            stderr(&out).contains(&format!("{flag} is an option of the node")),
+            "{flag}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_log_named_with_a_leading_dash_goes_after_double_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), "-n1.wal", &clean());
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wal-node"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("WAL_DIR")
+            .output()
+            .unwrap()
+    };
+    for cmd in ["inspect", "verify", "repair"] {
+        let out = run(&[cmd, "--", "-n1.wal"]);
+        assert_eq!(code(&out), 0, "{cmd}: {}", stderr(&out));
+        assert!(stdout(&out).contains("-n1.wal: clean") || cmd == "inspect");
+        // Without `--` the name reads as an option; clap's error says what
+        // to do, and so does --help.
+        let out = run(&[cmd, "-n1.wal"]);
+        assert_eq!(code(&out), 2, "{cmd}");
+        assert!(stderr(&out).contains("use '-- -n"), "{}", stderr(&out));
+        let help = stdout(&run(&[cmd, "--help"]));
+        assert!(
+            help.contains("A name that starts with `-` goes after `--`"),
+            "{cmd} --help:\n{help}"
+        );
+    }
+}
