@@ -10,6 +10,7 @@
 
 mod inspect;
 mod repair;
+mod summary;
 mod verify;
 mod walk;
 
