@@ -18,6 +18,10 @@
 //!   `--max-batch 1`; syncs per append counted under `strace` in a separate run.
 //! - replay: `Wal::open` of a 1 GiB log vs a raw sequential read, both warm.
 //! - memory: the node's VmHWM after 1,000,000 pipelined appends.
+//!
+//! Under the table: the spread of each compared row's per-round ratio
+//! (rounds alternate, so a round's ratio is measured side by side), the
+//! total time, and the most disk space the bench held at once.
 
 mod support;
 
@@ -28,7 +32,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::client::{Peer, append_line, init_line};
-use support::report::{Row, Table, count, machine_description, mib};
+use support::disk;
+use support::report::{Row, Table, count, machine_description, mib, spread};
 use wal_node::frame;
 use wal_node::log::{Options, Recover, Segment};
 
@@ -79,16 +84,27 @@ fn main() {
 
     println!("{}", machine_description(dir.path()));
     let mut table = Table::default();
-    closed_loop_rows(dir.path(), &mut table);
-    pipelined_row(dir.path(), &mut table);
-    replay_row(dir.path(), &mut table);
+    let spreads = [
+        closed_loop_rows(dir.path(), &mut table),
+        pipelined_row(dir.path(), &mut table),
+        replay_row(dir.path(), &mut table),
+    ];
     memory_row(dir.path(), &mut table);
     println!("{table}");
     println!(
         "Closed-loop rows: {CLOSED_LOOP} appends of {PAYLOAD} B per run after {WARMUP} untimed, \
          best of {ROUNDS} alternating rounds; pipelined: best of {PIPELINED_ROUNDS}; replay: best \
-         of {REPLAY_ROUNDS}. Total bench time {:.0} s.",
-        started.elapsed().as_secs_f64()
+         of {REPLAY_ROUNDS}."
+    );
+    println!(
+        "Spread across rounds (min–max of each round's own ratio): {}.",
+        spreads.join("; ")
+    );
+    println!(
+        "Total bench time {:.0} s. Disk space: at most {} allocated at once in the bench \
+         directory.",
+        started.elapsed().as_secs_f64(),
+        mib(disk::peak())
     );
 }
 
@@ -107,7 +123,8 @@ fn payload(len: usize) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 // Closed loop: raw append, raw overwrite, pipe floor, node.
 
-fn closed_loop_rows(dir: &Path, table: &mut Table) {
+/// Returns the spread of the closed loop's per-round ratio to the floor.
+fn closed_loop_rows(dir: &Path, table: &mut Table) -> String {
     let frame = frame::encode(&payload(PAYLOAD));
     let payload = String::from_utf8(payload(PAYLOAD)).expect("ASCII");
     let requests: Vec<Vec<u8>> = (0..WARMUP + CLOSED_LOOP)
@@ -137,6 +154,7 @@ fn closed_loop_rows(dir: &Path, table: &mut Table) {
             Peer::spawn(&mut cmd, dir, "floor"),
             &requests,
         ));
+        disk::sample(dir);
         std::fs::remove_file(&floor_file).expect("removing the floor's file");
         let node_dir = dir.join(format!("closed-{round}"));
         let mut cmd = Command::new(NODE);
@@ -145,6 +163,7 @@ fn closed_loop_rows(dir: &Path, table: &mut Table) {
             Peer::spawn(&mut cmd, dir, "node"),
             &requests,
         ));
+        disk::sample(dir);
         std::fs::remove_dir_all(&node_dir).expect("removing the node's log");
         eprintln!(
             "closed loop round {}: raw append {:.0}/s, raw overwrite {:.0}/s, pipe floor {:.0}/s, node {:.0}/s",
@@ -155,6 +174,7 @@ fn closed_loop_rows(dir: &Path, table: &mut Table) {
             node[round]
         );
     }
+    let per_round: Vec<f64> = node.iter().zip(&floor).map(|(n, f)| n / f).collect();
     let (append, overwrite, floor, node) =
         (best(&append), best(&overwrite), best(&floor), best(&node));
     table.push(Row::reference(
@@ -190,6 +210,7 @@ fn closed_loop_rows(dir: &Path, table: &mut Table) {
         "≥ 0.9 × pipe floor",
         ratio >= 0.9,
     ));
+    format!("closed loop {} × pipe floor", spread(&per_round, 2))
 }
 
 /// Appends/s of `pwrite` + `fdatasync` of `frame`, one at a time, into a new
@@ -220,6 +241,7 @@ fn raw_loop(path: &Path, frame: &[u8], overwrite: bool) -> f64 {
         step();
     }
     let elapsed = start.elapsed();
+    disk::sample(path.parent().expect("in the bench directory"));
     std::fs::remove_file(path).expect("removing a raw loop file");
     rate(CLOSED_LOOP, elapsed)
 }
@@ -315,15 +337,18 @@ fn node_cmd(dir: &Path, max_batch: Option<u32>) -> Command {
     cmd
 }
 
-fn pipelined_row(dir: &Path, table: &mut Table) {
+/// Returns the spread of the per-round ratio of batching to none.
+fn pipelined_row(dir: &Path, table: &mut Table) -> String {
     let (mut batched, mut single) = (vec![], vec![]);
     for round in 0..PIPELINED_ROUNDS {
         let log_dir = dir.join(format!("pipelined-batched-{round}"));
         batched.push(pipelined(node_cmd(&log_dir, None), dir, PIPELINED, PAYLOAD, false).rate);
+        disk::sample(dir);
         std::fs::remove_dir_all(&log_dir).expect("removing a log");
         let log_dir = dir.join(format!("pipelined-max-batch-1-{round}"));
         let cmd = node_cmd(&log_dir, Some(1));
         single.push(pipelined(cmd, dir, PIPELINED_MAX_BATCH_1, PAYLOAD, false).rate);
+        disk::sample(dir);
         std::fs::remove_dir_all(&log_dir).expect("removing a log");
         eprintln!(
             "pipelined round {}: default batching {:.0} appends/s, --max-batch 1 {:.0} appends/s",
@@ -332,6 +357,7 @@ fn pipelined_row(dir: &Path, table: &mut Table) {
             single[round]
         );
     }
+    let per_round: Vec<f64> = batched.iter().zip(&single).map(|(b, s)| b / s).collect();
     let (batched, single) = (best(&batched), best(&single));
     let syncs = count_syncs(dir);
     let syncs_text = match syncs {
@@ -356,6 +382,7 @@ fn pipelined_row(dir: &Path, table: &mut Table) {
         "≥ 50 ×",
         ratio >= 50.0,
     ));
+    format!("pipelined {} ×", spread(&per_round, 0))
 }
 
 /// fdatasync calls of the node serving `PIPELINED` pipelined appends with
@@ -382,6 +409,7 @@ fn count_syncs(dir: &Path) -> Option<u64> {
         return None;
     }
     pipelined(cmd, dir, PIPELINED, PAYLOAD, false);
+    disk::sample(dir);
     let _ = std::fs::remove_dir_all(&log_dir);
     let text = std::fs::read_to_string(&summary).ok()?;
     // `% time  seconds  usecs/call  calls  [errors]  syscall`
@@ -390,17 +418,22 @@ fn count_syncs(dir: &Path) -> Option<u64> {
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
         .find(|w| w.last() == Some(&"fdatasync"))
         .map_or(Some(0), |w| w.get(3).and_then(|c| c.parse().ok()));
-    eprintln!("strace counted {calls:?} fdatasyncs for {PIPELINED} appends");
+    match calls {
+        Some(n) => eprintln!("strace counted {n} fdatasyncs for {PIPELINED} appends"),
+        None => eprintln!("strace's summary gave no fdatasync count: n/a"),
+    }
     calls
 }
 
 // ---------------------------------------------------------------------------
 // Replay.
 
-fn replay_row(dir: &Path, table: &mut Table) {
+/// Returns the spread of the per-round ratio of replay to a raw read.
+fn replay_row(dir: &Path, table: &mut Table) -> String {
     let path = dir.join("replay.wal");
     eprintln!("replay: writing a {} MiB log...", REPLAY_FILE_BYTES >> 20);
     let entries = write_replay_log(&path);
+    disk::sample(dir);
     let opts = Options {
         max_entry_bytes: frame::DEFAULT_MAX_ENTRY_BYTES,
         recover: Recover::Refuse,
@@ -426,6 +459,12 @@ fn replay_row(dir: &Path, table: &mut Table) {
         );
     }
     std::fs::remove_file(&path).expect("removing the replay log");
+    // Replay's speed over the raw read's: the raw read's time over replay's.
+    let per_round: Vec<f64> = raw
+        .iter()
+        .zip(&replay)
+        .map(|(r, w)| r.as_secs_f64() / w.as_secs_f64())
+        .collect();
     let raw = raw.into_iter().min().expect("rounds");
     let replay = replay.into_iter().min().expect("rounds");
     let mb_s = |d: Duration| REPLAY_FILE_BYTES as f64 / 1e6 / d.as_secs_f64();
@@ -445,6 +484,7 @@ fn replay_row(dir: &Path, table: &mut Table) {
         "≥ 0.5 × raw read, < 10 s",
         ratio >= 0.5 && replay < Duration::from_secs(10),
     ));
+    format!("replay {} × raw read", spread(&per_round, 2))
 }
 
 /// Writes whole frames of `REPLAY_PAYLOAD` bytes while they fit, then zeros
@@ -503,6 +543,7 @@ fn memory_row(dir: &Path, table: &mut Table) {
         MEMORY_PAYLOAD,
         true,
     );
+    disk::sample(dir);
     std::fs::remove_dir_all(&log_dir).expect("removing a log");
     let hwm = run.hwm_bytes.expect("measured");
     let at_init = run.hwm_after_init.expect("measured");

@@ -1,7 +1,8 @@
 //! The command line: with no subcommand, the Maelstrom node; with one, an
 //! operator tool (see `wal_node::tools`).
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, error::ErrorKind};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wal_node::frame::DEFAULT_MAX_ENTRY_BYTES;
@@ -13,13 +14,40 @@ use wal_node::tools::{self, Tool};
 /// replies on stdout, logs on stderr. Run without a subcommand, as Maelstrom
 /// does, to serve; the subcommands are offline tools for a log file.
 #[derive(Parser)]
-#[command(name = "wal-node", version, args_conflicts_with_subcommands = true)]
+#[command(name = "wal-node", version)]
 struct Cli {
     #[command(subcommand)]
     tool: Option<Tool>,
 
     #[command(flatten)]
     node: NodeArgs,
+}
+
+/// Options that only the node takes: a usage error before a tool's name,
+/// rather than silently ignored (`--max-entry-bytes` is for both).
+const NODE_ONLY: [&str; 4] = ["dir", "max_batch", "recover", "max_segment_bytes"];
+
+impl Cli {
+    /// `Cli::parse`, refusing node-only options given with a tool. (Given
+    /// through the environment, as `WAL_DIR`, they do not apply to tools.)
+    fn parse_checked() -> Cli {
+        let mut command = Cli::command();
+        let matches = command.get_matches_mut();
+        if let Some((tool, _)) = matches.subcommand() {
+            for id in NODE_ONLY {
+                if matches.value_source(id) == Some(ValueSource::CommandLine) {
+                    let flag = format!("--{}", id.replace('_', "-"));
+                    command
+                        .error(
+                            ErrorKind::ArgumentConflict,
+                            format!("{flag} is an option of the node, not of `wal-node {tool}`"),
+                        )
+                        .exit();
+                }
+            }
+        }
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit())
+    }
 }
 
 #[derive(clap::Args)]
@@ -29,8 +57,9 @@ struct NodeArgs {
     #[arg(long, env = "WAL_DIR")]
     dir: Option<PathBuf>,
 
-    /// Largest payload accepted, in bytes.
-    #[arg(long, default_value_t = DEFAULT_MAX_ENTRY_BYTES, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Largest payload accepted, in bytes. Also a tool's option, so it may
+    /// come before a tool's name too.
+    #[arg(long, global = true, default_value_t = DEFAULT_MAX_ENTRY_BYTES, value_parser = clap::value_parser!(u32).range(1..))]
     max_entry_bytes: u32,
 
     /// Most requests served per fsync (1 = one sync per append).
@@ -51,7 +80,7 @@ struct NodeArgs {
 fn main() -> ExitCode {
     ignore_sigxfsz();
     treat_empty_wal_dir_as_unset();
-    let cli = Cli::parse();
+    let cli = Cli::parse_checked();
     match cli.tool {
         Some(tool) => tools::run(tool),
         None => serve(cli.node),

@@ -89,6 +89,13 @@ fn a_failed_sync_answers_error_13_exits_and_loses_nothing_acknowledged() {
         !status.success(),
         "the node must exit after a failed sync, got {status}"
     );
+    // The failure was injected: its log lines are expected, so they are
+    // checked here rather than shown.
+    let stderr = node.stderr_after_exit();
+    assert!(
+        stderr.contains("fsync of the log failed") && stderr.contains("exiting"),
+        "stderr says the sync failed and the node exits:\n{stderr}"
+    );
 
     // Restart without the fault: every acknowledged entry is there, intact.
     let mut node = Running::spawn(&["--dir", dir.to_str().unwrap()]);
@@ -133,8 +140,10 @@ fn a_failed_read_answers_that_read_only_and_the_node_serves_on() {
     std::fs::remove_file(&trigger).unwrap();
     assert_eq!(node.read(1)["payload"], "entry 1", "the node serves on");
     assert_eq!(node.append("entry 3")["offset"], json!(3));
+    let (status, stderr) = node.finish_with_stderr();
+    assert!(status.success(), "a failed read must not stop the node");
     assert!(
-        node.finish().success(),
-        "a failed read must not stop the node"
+        stderr.contains("reading entry 1 failed"),
+        "stderr names the read that failed:\n{stderr}"
     );
 }

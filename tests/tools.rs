@@ -285,7 +285,93 @@ fn verify_names_what_is_wrong() {
     assert!(line.contains("broken framing at byte offset 15"), "{line}");
     let path = write_log(dir.path(), "n2.wal", &kinds()[4].1);
     let line = stdout(&tool(&["verify"], &path));
-    assert!(line.contains("1 entry with a bad checksum"), "{line}");
+    assert!(line.contains("; bit rot at entry 1"), "{line}");
+}
+
+#[test]
+fn verify_names_the_entries_with_bit_rot() {
+    let dir = tempfile::tempdir().unwrap();
+    let rotten = |rot: &[usize], n: usize| {
+        let mut log = Vec::new();
+        for i in 0..n {
+            let mut frame = encode(format!("entry {i}").as_bytes());
+            if rot.contains(&i) {
+                *frame.last_mut().unwrap() ^= 1;
+            }
+            log.extend(frame);
+        }
+        log
+    };
+    let path = write_log(dir.path(), "two.wal", &rotten(&[1, 3], 5));
+    let out = tool(&["verify"], &path);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stdout(&out).contains("; bit rot at entries 1, 3\n"),
+        "{}",
+        stdout(&out)
+    );
+    // Ten are named, the rest counted: one line stays one line.
+    let many: Vec<usize> = (0..12).collect();
+    let path = write_log(dir.path(), "many.wal", &rotten(&many, 13));
+    let out = stdout(&tool(&["verify"], &path));
+    assert!(
+        out.contains("; bit rot at entries 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 2 more\n"),
+        "{out}"
+    );
+}
+
+/// The summary line after `<file>: ` in a tool's stdout.
+fn summary_line(out: &Output, path: &Path) -> String {
+    let first = stdout(out).lines().next().unwrap_or_default().to_owned();
+    let prefix = format!("{}: ", path.display());
+    first.strip_prefix(&prefix).unwrap_or(&first).to_owned()
+}
+
+#[test]
+fn all_three_tools_describe_a_file_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = kinds();
+    all.push(("damaged", damaged(), false));
+    for (name, bytes, is_clean) in all {
+        let path = write_log(dir.path(), name, &bytes);
+        let verify = summary_line(&tool(&["verify"], &path), &path);
+        let verdict = if is_clean { "clean: " } else { "damaged: " };
+        assert!(verify.starts_with(verdict), "{name}: {verify}");
+
+        for args in [
+            &["repair", "--dry-run"][..],
+            &["repair", "--dry-run", "--truncate-at-damage"],
+        ] {
+            let repair = summary_line(&tool(args, &path), &path);
+            assert_eq!(repair, verify, "{name}: {args:?} and verify");
+        }
+
+        let json = json_lines(&tool(&["inspect", "--json"], &path));
+        let summary = json.last().unwrap();
+        assert_eq!(summary["clean"], is_clean, "{name}");
+        let findings: Vec<&str> = summary["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        let after_contents = verify.split_once("; ").map_or("", |(_, f)| f);
+        assert_eq!(
+            findings.join("; "),
+            after_contents,
+            "{name}: inspect --json and verify"
+        );
+
+        // The table's footer: the verdict, then each finding on its own line.
+        let table = stdout(&tool(&["inspect"], &path));
+        let footer: Vec<&str> = table
+            .lines()
+            .skip_while(|l| !l.starts_with("state:"))
+            .map(|l| l.trim_start_matches("state:").trim())
+            .collect();
+        assert_eq!(footer[0], verdict.trim_end_matches(": "), "{name}: {table}");
+        assert_eq!(footer[1..], findings[..], "{name}: inspect and verify");
+    }
 }
 
 #[test]
@@ -349,8 +435,13 @@ fn repair_cuts_a_torn_write_in_preallocated_zeros_but_not_the_zeros() {
     assert_eq!(lines[3]["status"], "torn");
     assert_eq!(lines[4]["torn_bytes"], unacked.len());
     assert_eq!(
-        lines[4]["free_bytes"], 0,
-        "zeros after a torn write are cut"
+        lines[4]["free_bytes"], 4096,
+        "zeros after a torn write are free space, not part of it"
+    );
+    let table = stdout(&tool(&["inspect"], &path));
+    assert!(
+        table.contains("zero tail at byte offset 70 (4096 bytes of free space)"),
+        "{table}"
     );
 
     let out = tool(&["repair"], &path);
@@ -433,5 +524,93 @@ fn help_and_bad_arguments() {
         let out = run(bad);
         assert_eq!(code(&out), 2, "{bad:?}");
         assert!(stderr(&out).contains(shows), "{bad:?}: {}", stderr(&out));
+    }
+}
+
+/// Damage followed only by a frame longer than `limit`: broken framing
+/// under the default limit, a torn tail under a lower one (the search for
+/// whole frames only knows frames within the limit). So the verdict shows
+/// which `--max-entry-bytes` a tool used.
+fn limit_sensitive_log() -> Vec<u8> {
+    let mut log = encode(b"first");
+    log.extend_from_slice(&0x00ff_ffffu32.to_le_bytes());
+    log.extend_from_slice(&[0; 4]);
+    log.extend(encode(&[b'b'; 100]));
+    log
+}
+
+#[test]
+fn max_entry_bytes_may_come_before_the_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), "n1.wal", &limit_sensitive_log());
+    let default = stdout(&tool(&["verify"], &path));
+    assert!(default.contains("broken framing"), "{default}");
+    for args in [
+        &["verify", "--max-entry-bytes", "50"][..],
+        &["--max-entry-bytes", "50", "verify"],
+        &["--max-entry-bytes=50", "verify"],
+    ] {
+        let out = tool(args, &path);
+        assert_eq!(code(&out), 1, "{args:?}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("torn tail"),
+            "{args:?}: {}",
+            stdout(&out)
+        );
+    }
+    for args in [
+        &["--max-entry-bytes", "50", "inspect"][..],
+        &["--max-entry-bytes", "50", "repair", "--dry-run"],
+    ] {
+        let out = tool(args, &path);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("torn tail"),
+            "{args:?}: {}",
+            stdout(&out)
+        );
+    }
+    // The node's own options mean nothing to a tool: refused, not ignored.
+    for (flag, value) in [
+        ("--dir", "d"),
+        ("--max-batch", "7"),
+        ("--recover", "truncate"),
+    ] {
+        let out = tool(&[flag, value, "verify"], &path);
+        assert_eq!(code(&out), 2, "{flag}");
+        assert!(
+            stderr(&out).contains(&format!("{flag} is an option of the node")),
+            "{flag}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_log_named_with_a_leading_dash_goes_after_double_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), "-n1.wal", &clean());
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wal-node"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("WAL_DIR")
+            .output()
+            .unwrap()
+    };
+    for cmd in ["inspect", "verify", "repair"] {
+        let out = run(&[cmd, "--", "-n1.wal"]);
+        assert_eq!(code(&out), 0, "{cmd}: {}", stderr(&out));
+        assert!(stdout(&out).contains("-n1.wal: clean") || cmd == "inspect");
+        // Without `--` the name reads as an option; clap's error says what
+        // to do, and so does --help.
+        let out = run(&[cmd, "-n1.wal"]);
+        assert_eq!(code(&out), 2, "{cmd}");
+        assert!(stderr(&out).contains("use '-- -n"), "{}", stderr(&out));
+        let help = stdout(&run(&[cmd, "--help"]));
+        assert!(
+            help.contains("A name that starts with `-` goes after `--`"),
+            "{cmd} --help:\n{help}"
+        );
     }
 }

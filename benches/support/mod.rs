@@ -1,6 +1,7 @@
 //! Pieces of the `wal` bench: the client that drives a node (or the pipe
-//! floor), the pipe-floor process itself, and the table.
+//! floor), the pipe-floor process itself, the disk space used, and the table.
 
 pub mod client;
+pub mod disk;
 pub mod floor;
 pub mod report;

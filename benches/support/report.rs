@@ -83,6 +83,13 @@ pub fn count(x: f64) -> String {
     out
 }
 
+/// The lowest and highest of `ratios` (each round's own), as `0.91–1.18`.
+pub fn spread(ratios: &[f64], decimals: usize) -> String {
+    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ratios.iter().copied().fold(0.0, f64::max);
+    format!("{lo:.decimals$}–{hi:.decimals$}")
+}
+
 pub fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
 }

@@ -5,10 +5,9 @@
 //! goes on numbering frames as if the damaged bytes held none; those indexes
 //! are guesses, marked `?` in the table and `"after_damage": true` in JSON.
 
-use super::{Log, LogFile, Row, count, walk};
+use super::summary::Summary;
+use super::{LogFile, Row, walk};
 use crate::frame::checksum_hex;
-use crate::recovery::FrameStatus as Status;
-use crate::recovery::{FrameView, ScanReport, Tail};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::io::Write;
@@ -76,7 +75,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
         serde_json::to_writer(&mut *out, &summary)?;
         writeln!(out)?;
     } else {
-        summary.write_text(out)?;
+        write_summary(&summary, out)?;
     }
     Ok(0)
 }
@@ -185,103 +184,19 @@ impl From<&Row<'_>> for JsonRow {
     }
 }
 
-/// Totals over the whole file, whichever rows are shown.
-#[derive(Serialize)]
-struct Summary {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    /// Frames that are not torn (`ok` and `corrupt`), past damage too.
-    entries: u64,
-    /// Bytes those frames take, headers included.
-    total_bytes: u64,
-    corrupt_entries: u64,
-    /// Non-zero bytes after the last kept frame: a write never acknowledged.
-    torn_bytes: u64,
-    torn_offset: Option<u64>,
-    torn_reason: Option<String>,
-    /// Bytes in ranges of broken framing, and how many ranges.
-    damaged_bytes: u64,
-    damaged_ranges: u64,
-    /// Zero bytes ending the file: preallocated space, not damage.
-    free_bytes: u64,
-    file_bytes: u64,
-}
-
-impl Summary {
-    fn new(log: &Log) -> Summary {
-        Summary {
-            kind: "summary",
-            entries: 0,
-            total_bytes: 0,
-            corrupt_entries: 0,
-            torn_bytes: 0,
-            torn_offset: None,
-            torn_reason: None,
-            damaged_bytes: 0,
-            damaged_ranges: 0,
-            free_bytes: 0,
-            file_bytes: log.len,
-        }
+/// The summary as the table's footer: totals, then the verdict and each
+/// finding on a line of its own.
+fn write_summary(summary: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out)?;
+    writeln!(
+        out,
+        "entries:     {} ({} bytes)",
+        summary.entries, summary.total_bytes
+    )?;
+    writeln!(out, "file:        {} bytes", summary.file_bytes)?;
+    writeln!(out, "state:       {}", summary.verdict())?;
+    for finding in &summary.findings {
+        writeln!(out, "             {finding}")?;
     }
-
-    fn count(&mut self, row: &Row) {
-        match row {
-            Row::Frame { status, frame, .. } => self.count_frame(*status, frame),
-            Row::Damage { offset, end, .. } => {
-                self.damaged_bytes += end - offset;
-                self.damaged_ranges += 1;
-            }
-        }
-    }
-
-    fn count_frame(&mut self, status: Status, frame: &FrameView) {
-        if status != Status::Torn {
-            self.entries += 1;
-            self.total_bytes += frame.header.frame_len();
-        }
-        self.corrupt_entries += u64::from(status == Status::Corrupt);
-    }
-
-    /// Takes the file's tail from the last stretch's report.
-    fn finish(&mut self, reports: &[ScanReport]) {
-        let Some(last) = reports.last() else { return };
-        match last.tail {
-            Tail::Zeros { len } => self.free_bytes = len,
-            Tail::Torn { len, reason } => {
-                self.torn_bytes = len;
-                self.torn_offset = Some(last.data_end);
-                self.torn_reason = Some(reason.to_string());
-            }
-            Tail::Clean | Tail::BrokenFraming { .. } => {}
-        }
-    }
-
-    fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        writeln!(out)?;
-        writeln!(
-            out,
-            "entries:     {} ({} bytes), {} corrupt",
-            self.entries, self.total_bytes, self.corrupt_entries
-        )?;
-        match (self.torn_offset, &self.torn_reason) {
-            (Some(at), Some(reason)) => writeln!(
-                out,
-                "torn tail:   {} bytes at offset {at} ({reason})",
-                self.torn_bytes
-            )?,
-            _ => writeln!(out, "torn tail:   0 bytes")?,
-        }
-        writeln!(
-            out,
-            "damaged:     {} bytes in {}",
-            self.damaged_bytes,
-            count(
-                self.damaged_ranges,
-                "range of broken framing",
-                "ranges of broken framing"
-            )
-        )?;
-        writeln!(out, "free space:  {} bytes", self.free_bytes)?;
-        writeln!(out, "file:        {} bytes", self.file_bytes)
-    }
+    Ok(())
 }

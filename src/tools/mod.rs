@@ -10,6 +10,7 @@
 
 mod inspect;
 mod repair;
+mod summary;
 mod verify;
 mod walk;
 
@@ -72,7 +73,8 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// The log file argument every tool takes.
 #[derive(clap::Args)]
 pub struct LogFile {
-    /// The log file, a node's `<node_id>.wal`.
+    /// The log file, a node's `<node_id>.wal`. A name that starts with `-`
+    /// goes after `--`: `wal-node verify -- -n1.wal`.
     pub file: PathBuf,
 
     /// Largest payload a frame may announce, in bytes: give the node's value,

@@ -6,9 +6,10 @@
 //! everything from it on (`--truncate-at-damage`), and then the lost bytes
 //! are saved too. Corrupt entries stay where they are, as replay keeps them.
 
+use super::summary::Summary;
 use super::{DAMAGED, Log, LogFile, Row, count, walk};
 use crate::recovery::FrameStatus as Status;
-use crate::recovery::{self, ScanReport, Tail};
+use crate::recovery::{ScanReport, Tail};
 use crate::repair::cut_tail;
 use anyhow::{Context, Result};
 use std::fs::TryLockError;
@@ -43,70 +44,59 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
         }
         Err(TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {name}")),
     }
-    let report = recovery::scan(&log.file, log.len, 0, 0, log.max_entry_bytes, |_| {})
-        .with_context(|| format!("reading {name}"))?;
-    let kept = format!(
-        "{}, {} bytes",
-        count(report.entries(), "entry", "entries"),
-        report.data_end
-    );
-    let corrupt = match report.corrupt_entries {
-        0 => String::new(),
-        n => format!(
-            "; {} kept in place (bit rot cannot be repaired; reads return checksum_valid=false)",
-            count(
-                n,
-                "entry with a bad checksum",
-                "entries with a bad checksum"
-            )
-        ),
+    let (summary, reports) = Summary::of(&log).with_context(|| format!("reading {name}"))?;
+    writeln!(out, "{name}: {}", summary.line())?;
+    // What replay sees: the walk's first stretch.
+    let report = &reports[0];
+    // Entries with bit rot that stay in the log (any past a cut go with it).
+    let rot = match report.corrupt_entries {
+        0 => "",
+        _ => {
+            "; bit rot cannot be repaired: those entries stay in place and read back with \
+              checksum_valid=false"
+        }
     };
-    let what = match report.tail {
+    match report.tail {
         Tail::Clean | Tail::Zeros { .. } => {
-            writeln!(out, "{name}: clean: {kept}; nothing to do{corrupt}")?;
+            writeln!(out, "{name}: nothing to do{rot}")?;
             return Ok(0);
         }
-        Tail::Torn { reason, .. } => {
-            format!("torn tail at byte offset {} ({reason})", report.data_end)
-        }
-        Tail::BrokenFraming {
-            offset,
-            defect,
-            resync_at,
-        } => {
-            let loss = Loss::after(&log, &report)?;
-            let what = format!(
-                "broken framing at byte offset {offset} ({defect}), {}; the {} bytes from byte \
-                 offset {} on hold the damaged range and {} ({} with a good checksum)",
-                recovery::resumption(resync_at),
-                report.damaged_bytes(),
-                report.data_end,
-                count(loss.frames, "readable frame", "readable frames"),
-                loss.whole
-            );
+        Tail::Torn { .. } => {}
+        Tail::BrokenFraming { offset, .. } => {
             if !args.truncate_at_damage {
+                let loss = Loss::after(&log, report)?;
                 eprintln!(
-                    "wal-node repair: refusing: {name} has {what}, all lost if cut there. To \
-                     accept that loss (the cut bytes are saved beside the log) rerun with \
-                     --truncate-at-damage; to look first: wal-node inspect {name}"
+                    "wal-node repair: refusing: {name} has broken framing at byte offset \
+                     {offset}; cutting there would lose the {} bytes from byte offset {} on: the \
+                     damaged range and {} ({} with a good checksum). To accept that loss (the \
+                     cut bytes are saved beside the log) rerun with --truncate-at-damage; to look \
+                     first: wal-node inspect {name}",
+                    report.damaged_bytes(),
+                    report.data_end,
+                    count(loss.frames, "readable frame", "readable frames"),
+                    loss.whole
                 );
                 return Ok(DAMAGED);
             }
-            what
         }
-    };
+    }
+    let kept = format!(
+        "{} ({} bytes)",
+        count(report.entries(), "entry", "entries"),
+        report.data_end
+    );
     if args.dry_run {
         writeln!(
             out,
-            "{name}: {what}: would cut {} bytes and save them beside the log as \
-             {name}.torn-{}; the log would end at byte {} with {kept}{corrupt}",
+            "{name}: would cut {} bytes from byte offset {} on and save them beside the log as \
+             {name}.torn-{}; the log would hold {kept}{rot}",
             report.damaged_bytes(),
             report.data_end,
             report.data_end
         )?;
         return Ok(0);
     }
-    let cut = cut_tail(Some(path), &log.file, &report)?;
+    let cut = cut_tail(Some(path), &log.file, report)?;
     let saved = match (&cut.saved_to, &cut.unsaved) {
         (Some(p), _) => format!("saved to {}", p.display()),
         (None, Some(unsaved)) => {
@@ -116,7 +106,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
     };
     writeln!(
         out,
-        "{name}: {what}: cut {} bytes, {saved}; the log now ends at byte {} with {kept}{corrupt}",
+        "{name}: cut {} bytes from byte offset {} on, {saved}; the log now holds {kept}{rot}",
         cut.cut_bytes, cut.at
     )?;
     Ok(0)

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Path of the `wal-node` binary cargo built for these tests.
@@ -64,11 +65,30 @@ pub fn run(args: &[&str], input: &[u8]) -> Finished {
     }
 }
 
-/// A running node that a test talks to line by line.
+/// What the reader of a node's stdout hands the test, line by line.
+enum Stdout {
+    Reply(Value),
+    /// A whole line that is not JSON: a defect, reported by the test.
+    NotJson(String),
+    /// Bytes after the last newline when stdout ended: a reply the node was
+    /// still writing when it died. Never a reply, since a client cannot know
+    /// it is whole.
+    Cut(String),
+}
+
+/// How long a test waits for a node before calling it hung. Only a guard
+/// against hanging forever: a correct node answers in milliseconds, but a
+/// loaded 2-core machine can stall a debug build for seconds.
+const HANG: Duration = Duration::from_secs(120);
+
+/// A running node that a test talks to line by line. Its stderr is kept
+/// (`stderr_after_exit`) and echoed through the test harness, labelled, so
+/// it shows only when a test fails.
 pub struct Running {
     pub child: Child,
     stdin: Option<ChildStdin>,
-    replies: Receiver<Result<Value, String>>,
+    replies: Receiver<Stdout>,
+    stderr: Option<JoinHandle<String>>,
     next_msg_id: u64,
 }
 
@@ -83,27 +103,55 @@ impl Running {
             .env_remove("WAL_DIR")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn wal-node");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines() {
-                let Ok(l) = l else { break };
+            let mut stdout = BufReader::new(stdout);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                if !matches!(stdout.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+                    break;
+                }
+                let line = String::from_utf8_lossy(&buf).into_owned();
                 // A bad line is handed over, not panicked on here: a panic in
                 // this thread would only show as a timeout in the test.
-                let v = serde_json::from_str(&l)
-                    .map_err(|e| format!("stdout line is not JSON ({e}): {l:?}"));
-                if tx.send(v).is_err() {
+                let item = match line.strip_suffix('\n') {
+                    None => Stdout::Cut(line),
+                    Some(l) => serde_json::from_str(l).map_or_else(
+                        |e| Stdout::NotJson(format!("stdout line is not JSON ({e}): {l:?}")),
+                        Stdout::Reply,
+                    ),
+                };
+                if tx.send(item).is_err() {
                     break;
                 }
             }
+        });
+        let stderr = child.stderr.take().unwrap();
+        // Threads spawned by a test share its output capture, so what is
+        // echoed here is shown only with a failing test's output.
+        let stderr = std::thread::spawn(move || {
+            let (mut stderr, mut buf) = (BufReader::new(stderr), Vec::new());
+            let mut kept = String::new();
+            // Read to the end whatever the bytes, so the node never blocks
+            // on a full stderr pipe.
+            while matches!(stderr.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+                let l = String::from_utf8_lossy(&buf);
+                eprint!("[node stderr] {l}");
+                kept.push_str(&l);
+                buf.clear();
+            }
+            kept
         });
         Running {
             stdin: child.stdin.take(),
             child,
             replies: rx,
+            stderr: Some(stderr),
             next_msg_id: 100,
         }
     }
@@ -115,17 +163,37 @@ impl Running {
         stdin.flush().unwrap();
     }
 
-    /// Next reply, or panic after 10 s.
+    /// Next reply; panics if the node seems hung, or if its stdout holds
+    /// anything but whole JSON lines.
     pub fn recv(&self) -> Value {
-        self.replies
-            .recv_timeout(Duration::from_secs(10))
-            .expect("a reply within 10 s")
-            .unwrap_or_else(|bad| panic!("{bad}"))
+        match self.replies.recv_timeout(HANG) {
+            Ok(item) => reply(item),
+            Err(RecvTimeoutError::Timeout) => panic!("no reply within {HANG:?}: the node hangs"),
+            Err(RecvTimeoutError::Disconnected) => panic!("the node's stdout ended"),
+        }
     }
 
+    /// Next reply if one comes within `wait`.
     pub fn try_recv(&self, wait: Duration) -> Option<Value> {
-        let reply = self.replies.recv_timeout(wait).ok()?;
-        Some(reply.unwrap_or_else(|bad| panic!("{bad}")))
+        self.replies.recv_timeout(wait).ok().map(reply)
+    }
+
+    /// After the node died (killed, or exited): every whole reply it wrote
+    /// that the test has not read yet, waiting for its stdout to end. A
+    /// last line cut short by the death is dropped, as a client must (it
+    /// cannot know the line is whole); it is returned apart.
+    pub fn replies_after_death(&self) -> (Vec<Value>, Option<String>) {
+        let mut replies = Vec::new();
+        loop {
+            match self.replies.recv_timeout(HANG) {
+                Ok(Stdout::Cut(fragment)) => return (replies, Some(fragment)),
+                Ok(item) => replies.push(reply(item)),
+                Err(RecvTimeoutError::Disconnected) => return (replies, None),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("the node's stdout did not end within {HANG:?} of its death")
+                }
+            }
+        }
     }
 
     /// Sends `body` (a `msg_id` is added) from client c1 and returns the reply body.
@@ -158,15 +226,40 @@ impl Running {
         self.request(json!({"type": "wal_info"}))
     }
 
-    /// Closes stdin and waits for a clean exit.
+    /// Closes stdin and waits for the node to exit.
     pub fn finish(mut self) -> std::process::ExitStatus {
         drop(self.stdin.take());
         self.child.wait().unwrap()
     }
 
+    /// `finish`, and everything the node wrote to stderr.
+    pub fn finish_with_stderr(mut self) -> (std::process::ExitStatus, String) {
+        drop(self.stdin.take());
+        let status = self.child.wait().unwrap();
+        (status, self.stderr_after_exit())
+    }
+
+    /// Everything the node wrote to stderr; waits for the stream to end, so
+    /// call it once the node has exited (or been killed).
+    pub fn stderr_after_exit(&mut self) -> String {
+        let reader = self.stderr.take().expect("stderr is read once");
+        reader.join().expect("the stderr reader")
+    }
+
     pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// One stdout item as a reply, or a panic saying what it was instead.
+fn reply(item: Stdout) -> Value {
+    match item {
+        Stdout::Reply(v) => v,
+        Stdout::NotJson(why) => panic!("{why}"),
+        Stdout::Cut(fragment) => {
+            panic!("the node's stdout ended in the middle of a line: {fragment:?}")
+        }
     }
 }
 

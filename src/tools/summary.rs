@@ -1,0 +1,219 @@
+//! What a walk of a whole log file found, in the one vocabulary all three
+//! tools use: `clean` or `damaged`, then the findings in file order, each
+//! `<kind> at ...`: `bit rot at entries ...`, `broken framing at byte offset
+//! ...`, `torn tail at byte offset ...`, and `zero tail at byte offset ...`
+//! (free space, never damage).
+//!
+//! `inspect` prints it as its summary, `verify` as its one line, `repair`
+//! before saying what it does, so the three never word a file differently.
+
+use super::{Log, Row, count, walk};
+use crate::recovery::{self, FrameStatus as Status, ScanReport, Tail};
+use serde::Serialize;
+use std::io;
+
+/// Entries or ranges named one by one in a finding; the rest are counted.
+const LISTED: usize = 10;
+
+/// Totals over the whole file, and what was found where.
+#[derive(Serialize)]
+pub struct Summary {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// No bit rot, no torn tail, no broken framing (a zero tail is clean).
+    pub clean: bool,
+    /// Frames that are not torn (`ok` and `corrupt`), past damage too.
+    pub entries: u64,
+    /// Bytes those frames take, headers included.
+    pub total_bytes: u64,
+    pub corrupt_entries: u64,
+    /// Non-zero bytes after the last kept frame: a write never acknowledged.
+    pub torn_bytes: u64,
+    pub torn_offset: Option<u64>,
+    pub torn_reason: Option<String>,
+    /// Bytes in ranges of broken framing, and how many ranges.
+    pub damaged_bytes: u64,
+    pub damaged_ranges: u64,
+    /// Zero bytes ending the file, after the data and after any torn tail:
+    /// preallocated space, not damage.
+    pub free_bytes: u64,
+    pub file_bytes: u64,
+    /// The findings in words, in file order: what `verify` prints.
+    pub findings: Vec<String>,
+    /// Indexes of the first corrupt entries (`?`: a guess after damage).
+    #[serde(skip)]
+    corrupt_at: Vec<String>,
+    /// The first ranges of broken framing, described.
+    #[serde(skip)]
+    broken: Vec<String>,
+}
+
+impl Summary {
+    /// Walks all of `log` and sums it up; also returns the walk's reports
+    /// (the first is what replay sees).
+    pub fn of(log: &Log) -> io::Result<(Summary, Vec<ScanReport>)> {
+        let mut summary = Summary::new(log);
+        let reports = walk(log, |row| {
+            summary.count(&row);
+            Ok(())
+        })?;
+        summary.finish(&reports);
+        Ok((summary, reports))
+    }
+
+    /// An empty summary of `log`, to `count` rows into and then `finish`.
+    pub fn new(log: &Log) -> Summary {
+        Summary {
+            kind: "summary",
+            clean: true,
+            entries: 0,
+            total_bytes: 0,
+            corrupt_entries: 0,
+            torn_bytes: 0,
+            torn_offset: None,
+            torn_reason: None,
+            damaged_bytes: 0,
+            damaged_ranges: 0,
+            free_bytes: 0,
+            file_bytes: log.len,
+            findings: Vec::new(),
+            corrupt_at: Vec::new(),
+            broken: Vec::new(),
+        }
+    }
+
+    /// Adds one row of a walk, in file order.
+    pub fn count(&mut self, row: &Row) {
+        match *row {
+            Row::Frame {
+                frame,
+                status,
+                after_damage,
+            } => {
+                if status == Status::Torn {
+                    return;
+                }
+                self.entries += 1;
+                self.total_bytes += frame.header.frame_len();
+                if status == Status::Corrupt {
+                    self.corrupt_entries += 1;
+                    if self.corrupt_at.len() < LISTED {
+                        let guess = if after_damage { "?" } else { "" };
+                        self.corrupt_at.push(format!("{}{guess}", frame.index));
+                    }
+                }
+            }
+            Row::Damage {
+                offset,
+                end,
+                resumed,
+                defect,
+            } => {
+                self.damaged_bytes += end - offset;
+                self.damaged_ranges += 1;
+                if self.broken.len() < LISTED {
+                    self.broken.push(format!(
+                        "broken framing at byte offset {offset} ({}: {defect}), {}",
+                        count(end - offset, "byte", "bytes"),
+                        recovery::resumption(resumed.then_some(end))
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Takes the file's tail from the walk's last report and words the
+    /// findings.
+    pub fn finish(&mut self, reports: &[ScanReport]) {
+        if let Some(last) = reports.last() {
+            match last.tail {
+                Tail::Zeros { len } => self.free_bytes = len,
+                Tail::Torn { len, reason } => {
+                    self.torn_bytes = len;
+                    self.torn_offset = Some(last.data_end);
+                    self.torn_reason = Some(reason.to_string());
+                    self.free_bytes = self.file_bytes - last.damaged_end;
+                }
+                // The search after damage gave up: the range ends at the
+                // last non-zero byte, and the zeros after it are free.
+                Tail::BrokenFraming {
+                    resync_at: None, ..
+                } => self.free_bytes = self.file_bytes - last.damaged_end,
+                Tail::Clean | Tail::BrokenFraming { .. } => {}
+            }
+        }
+        self.findings = self.describe();
+        self.clean = self.corrupt_entries == 0 && self.torn_bytes == 0 && self.damaged_ranges == 0;
+    }
+
+    /// The findings in file order, one phrase each.
+    fn describe(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        if self.corrupt_entries > 0 {
+            let word = if self.corrupt_entries == 1 {
+                "entry"
+            } else {
+                "entries"
+            };
+            found.push(format!(
+                "bit rot at {word} {}{}",
+                self.corrupt_at.join(", "),
+                more(self.corrupt_entries, self.corrupt_at.len())
+            ));
+        }
+        found.extend(self.broken.iter().cloned());
+        let unlisted = self.damaged_ranges - self.broken.len() as u64;
+        if unlisted > 0 {
+            found.push(format!(
+                "broken framing in {} more",
+                count(unlisted, "range", "ranges")
+            ));
+        }
+        if let (Some(at), Some(reason)) = (self.torn_offset, &self.torn_reason) {
+            found.push(format!(
+                "torn tail at byte offset {at} ({}: {reason})",
+                count(self.torn_bytes, "byte", "bytes")
+            ));
+        }
+        if self.free_bytes > 0 {
+            found.push(format!(
+                "zero tail at byte offset {} ({} of free space)",
+                self.file_bytes - self.free_bytes,
+                count(self.free_bytes, "byte", "bytes")
+            ));
+        }
+        found
+    }
+
+    /// `clean` or `damaged`.
+    pub fn verdict(&self) -> &'static str {
+        if self.clean { "clean" } else { "damaged" }
+    }
+
+    /// `N entries (B bytes)`.
+    pub fn contents(&self) -> String {
+        format!(
+            "{} ({} bytes)",
+            count(self.entries, "entry", "entries"),
+            self.total_bytes
+        )
+    }
+
+    /// The whole summary in one line: verdict, contents, findings.
+    pub fn line(&self) -> String {
+        let mut line = format!("{}: {}", self.verdict(), self.contents());
+        for finding in &self.findings {
+            line.push_str("; ");
+            line.push_str(finding);
+        }
+        line
+    }
+}
+
+/// ` and N more` when only `listed` of `total` were named.
+fn more(total: u64, listed: usize) -> String {
+    match total - listed as u64 {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    }
+}
