@@ -15,6 +15,7 @@ pub mod node;
 pub mod protocol;
 pub mod recovery;
 pub mod repair;
+pub mod state;
 pub mod stderr;
 pub mod tools;
 

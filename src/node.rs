@@ -3,9 +3,10 @@
 //! their replies in request order with one flush.
 
 use crate::input::{Input, Lines};
-use crate::log::{self, Log, LogError, OpenError};
+use crate::log::{self, CompactError, Log, LogError, OpenError};
 use crate::protocol::attribution::Found;
 use crate::protocol::{self, ErrorCode, Kind, Rejection, Reply, Request};
+use crate::state::State;
 use anyhow::{Result, bail};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -72,6 +73,10 @@ pub struct Node {
     config: Config,
     node_id: Option<Rc<str>>,
     log: Option<Log>,
+    /// The state of every entry appended so far; `None` until a request
+    /// needs it (then built from the newest snapshot and the log after it,
+    /// so opening a long log stays fast), and again after a rollback.
+    state: Option<State>,
     next_msg_id: u64,
     /// The last input line whose complaint went to stderr: a batch retried
     /// after a failed write does not repeat them.
@@ -115,12 +120,43 @@ fn bad_line(line: u64, why: String, found: &Found, kept: Option<&[u8]>) -> Job {
     }
 }
 
+/// The offsets a log holds, in words.
+fn held(log: &Log) -> String {
+    match log.entries() {
+        0 => format!(
+            "the log holds no entries (the next append gets offset {})",
+            log.next_offset()
+        ),
+        _ => format!(
+            "the log holds offsets {} to {}",
+            log.first_offset(),
+            log.next_offset() - 1
+        ),
+    }
+}
+
+/// A request that needs the state when it cannot be built: a failed read
+/// is answered (error 13) and the node serves on; anything else stops it.
+fn state_unavailable(e: LogError) -> Result<Rejection, LogError> {
+    match e {
+        LogError::Read(e) => {
+            crate::stderr!("building the state failed: {e}");
+            Ok(Rejection::new(
+                ErrorCode::Crash,
+                format!("could not build the state from the log: {e}"),
+            ))
+        }
+        other => Err(other),
+    }
+}
+
 impl Node {
     pub fn new(config: Config) -> Node {
         Node {
             config,
             node_id: None,
             log: None,
+            state: None,
             next_msg_id: 0,
             reported_through: 0,
         }
@@ -258,6 +294,7 @@ impl Node {
         match result {
             Ok(()) => Ok(replies),
             Err(LogError::Write(e)) => {
+                self.state = None;
                 let undone_from = match self.log.as_mut().map(Log::rollback) {
                     Some(Err(rollback)) => return Err((rollback, Vec::new())),
                     Some(Ok(offset)) => offset,
@@ -292,6 +329,7 @@ impl Node {
             let reply = match outcome {
                 Ok(reply) => reply,
                 Err(LogError::Write(e)) => {
+                    self.state = None;
                     if let Some(Err(failed)) = self.log.as_mut().map(Log::rollback) {
                         return (replies, Some(failed.into_io()));
                     }
@@ -358,6 +396,9 @@ impl Node {
             Request::Append { payload } => {
                 let log = self.log.as_mut().expect("initialized");
                 let a = log.append(payload.as_bytes())?;
+                if let Some(state) = self.state.as_mut() {
+                    state.apply(payload.as_bytes());
+                }
                 Ok(Reply::WalAppendOk {
                     in_reply_to,
                     offset: a.offset,
@@ -384,14 +425,22 @@ impl Node {
                         checksum_valid: entry.checksum_valid,
                         checksum: crate::frame::checksum_hex(entry.stored_crc),
                     },
-                    None => Reply::error(
+                    None if *offset < log.first_offset() => Reply::error(
                         msg.msg_id,
                         Rejection::new(
                             ErrorCode::KeyDoesNotExist,
                             format!(
-                                "no entry at offset {offset}: the log has {}",
-                                crate::count(log.entries(), "entry", "entries")
+                                "entry {offset} was compacted away: the first offset in the log \
+                                 is {}",
+                                log.first_offset()
                             ),
+                        ),
+                    ),
+                    None => Reply::error(
+                        msg.msg_id,
+                        Rejection::new(
+                            ErrorCode::KeyDoesNotExist,
+                            format!("no entry at offset {offset}: {}", held(log)),
                         ),
                     ),
                 })
@@ -405,7 +454,110 @@ impl Node {
                     // Settled in `send`, once the batch's sync has happened.
                     fsynced: false,
                     corrupt_entries: log.corrupt_entries(),
+                    first_offset: log.first_offset(),
                 })
+            }
+            Request::State { key } => {
+                let state = match self.state() {
+                    Ok(state) => state,
+                    Err(e) => return error(state_unavailable(e)?),
+                };
+                Ok(match key {
+                    None => Reply::WalStateOk {
+                        in_reply_to,
+                        state: state.as_map().clone(),
+                    },
+                    Some(key) => match state.get(key) {
+                        Some(value) => Reply::WalStateKeyOk {
+                            in_reply_to,
+                            key: key.clone(),
+                            value: value.to_owned(),
+                        },
+                        None => Reply::error(
+                            msg.msg_id,
+                            Rejection::new(
+                                ErrorCode::KeyDoesNotExist,
+                                format!("no key {key:?} in the state"),
+                            ),
+                        ),
+                    },
+                })
+            }
+            Request::Recover { entries } => {
+                let (state, entries_replayed, entries_skipped) = crate::state::recover(entries);
+                Ok(Reply::WalRecoverOk {
+                    in_reply_to,
+                    entries_replayed,
+                    entries_skipped,
+                    state: state.as_map().clone(),
+                })
+            }
+            Request::Snapshot => {
+                // The appends before it become durable first, through the
+                // batch's own failure handling if that write fails.
+                self.log.as_mut().expect("initialized").commit()?;
+                if let Err(e) = self.state() {
+                    return error(state_unavailable(e)?);
+                }
+                let (log, state) = (
+                    self.log.as_mut().expect("initialized"),
+                    self.state.as_ref().expect("just built"),
+                );
+                Ok(match log.write_snapshot(state) {
+                    Ok((snapshot_offset, snapshot_size_bytes)) => Reply::WalSnapshotOk {
+                        in_reply_to,
+                        snapshot_offset,
+                        snapshot_size_bytes,
+                    },
+                    Err(LogError::Sync(e)) => return Err(LogError::Sync(e)),
+                    Err(e) => Reply::error(
+                        msg.msg_id,
+                        Rejection::new(
+                            ErrorCode::Abort,
+                            format!("the snapshot was not taken ({e}); the log is unchanged"),
+                        ),
+                    ),
+                })
+            }
+            Request::Compact { before } => {
+                let log = self.log.as_mut().expect("initialized");
+                let rejection = match log.compact(*before) {
+                    Ok(c) => {
+                        return Ok(Reply::WalCompactOk {
+                            in_reply_to,
+                            snapshot_offset: c.snapshot_offset,
+                            entries_before: c.entries_before,
+                            entries_after: c.entries_after,
+                            bytes_freed: c.bytes_freed,
+                        });
+                    }
+                    Err(CompactError::PastEnd { end }) => Rejection::new(
+                        ErrorCode::MalformedRequest,
+                        format!(
+                            "snapshot_at_offset {before} is past the end of the log: the next \
+                             entry would be offset {end}"
+                        ),
+                    ),
+                    Err(CompactError::NotCovered { newest }) => Rejection::new(
+                        ErrorCode::PreconditionFailed,
+                        match newest {
+                            None => format!(
+                                "no snapshot exists: take one (wal_snapshot) before compacting \
+                                 the entries before offset {before}"
+                            ),
+                            Some(s) => format!(
+                                "the newest snapshot covers the entries before offset {s}, not \
+                                 those before {before}: take a newer one (wal_snapshot) first"
+                            ),
+                        },
+                    ),
+                    Err(CompactError::Io(LogError::Sync(e))) => return Err(LogError::Sync(e)),
+                    Err(CompactError::Io(e)) => Rejection::new(
+                        ErrorCode::Crash,
+                        format!("compaction failed ({e}); it may or may not have taken effect"),
+                    ),
+                };
+                error(rejection)
             }
             Request::SegmentConfig { max_segment_bytes } => {
                 let log = self.log.as_mut().expect("initialized");
@@ -435,6 +587,25 @@ impl Node {
                 })
             }
         }
+    }
+
+    /// The state of every entry appended so far, built on first use from
+    /// the newest snapshot and the entries after it (entries failing their
+    /// checksum are not applied: their payload is not what was written).
+    fn state(&mut self) -> Result<&State, LogError> {
+        if self.state.is_none() {
+            let log = self.log.as_mut().expect("initialized");
+            let (mut state, from) = log.base_state()?;
+            for offset in from..log.next_offset() {
+                if let Some(entry) = log.read(offset)?
+                    && entry.checksum_valid
+                {
+                    state.apply(&entry.payload);
+                }
+            }
+            self.state = Some(state);
+        }
+        Ok(self.state.as_ref().expect("built"))
     }
 
     /// Where `reply` to `job` goes, if anywhere.

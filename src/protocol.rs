@@ -2,8 +2,10 @@
 
 pub mod attribution;
 
+use crate::state::{Claimed, GivenEntry};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// Maelstrom's error codes, as used by this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,12 +119,31 @@ fn lone_surrogate(line: &[u8]) -> Option<(usize, String)> {
 /// A validated request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Init { node_id: String },
-    Append { payload: String },
-    Read { offset: u64 },
+    Init {
+        node_id: String,
+    },
+    Append {
+        payload: String,
+    },
+    Read {
+        offset: u64,
+    },
     Info,
-    SegmentConfig { max_segment_bytes: u64 },
+    SegmentConfig {
+        max_segment_bytes: u64,
+    },
     SegmentInfo,
+    /// The whole state, or one key.
+    State {
+        key: Option<String>,
+    },
+    Recover {
+        entries: Vec<GivenEntry>,
+    },
+    Snapshot,
+    Compact {
+        before: u64,
+    },
 }
 
 /// The request kinds, known before their fields are checked.
@@ -134,6 +155,10 @@ pub enum Kind {
     Info,
     SegmentConfig,
     SegmentInfo,
+    State,
+    Recover,
+    Snapshot,
+    Compact,
 }
 
 /// The body's `msg_id`, if it has a usable one.
@@ -151,11 +176,15 @@ pub fn kind(body: &Map<String, Value>) -> Result<Kind, Rejection> {
             "wal_info" => Ok(Kind::Info),
             "wal_segment_config" => Ok(Kind::SegmentConfig),
             "wal_segment_info" => Ok(Kind::SegmentInfo),
+            "wal_state" => Ok(Kind::State),
+            "wal_recover" => Ok(Kind::Recover),
+            "wal_snapshot" => Ok(Kind::Snapshot),
+            "wal_compact" => Ok(Kind::Compact),
             other => Err(Rejection::new(
                 ErrorCode::NotSupported,
                 format!(
-                    "unsupported message type {other:?}; this node serves init, wal_append, \
-                     wal_read, wal_info, wal_segment_config and wal_segment_info"
+                    "unsupported message type {other:?}; this node serves {}",
+                    SERVED.join(", ")
                 ),
             )),
         },
@@ -221,7 +250,100 @@ pub fn validate(
         Kind::Info => Ok(Request::Info),
         Kind::SegmentConfig => segment_limit(body),
         Kind::SegmentInfo => Ok(Request::SegmentInfo),
+        Kind::State => match body.get("key") {
+            None => Ok(Request::State { key: None }),
+            Some(_) => Ok(Request::State {
+                key: Some(string_field(body, "key")?.to_owned()),
+            }),
+        },
+        Kind::Recover => given_entries(body).map(|entries| Request::Recover { entries }),
+        Kind::Snapshot => Ok(Request::Snapshot),
+        Kind::Compact => match body.get("snapshot_at_offset") {
+            Some(v) => v
+                .as_u64()
+                .map(|before| Request::Compact { before })
+                .ok_or_else(|| out_of_range("snapshot_at_offset", v, None)),
+            None => Err(Rejection::malformed("missing field `snapshot_at_offset`")),
+        },
     }
+}
+
+/// Every request type the node serves, for the error that names them.
+pub const SERVED: [&str; 10] = [
+    "init",
+    "wal_append",
+    "wal_read",
+    "wal_info",
+    "wal_segment_config",
+    "wal_segment_info",
+    "wal_state",
+    "wal_recover",
+    "wal_snapshot",
+    "wal_compact",
+];
+
+/// `wal_recover`'s entries: each an object with an integer `offset` (each
+/// after the one before), a string `payload` and a `checksum` that is
+/// `"valid"`, `"invalid"` or 8 hex digits.
+fn given_entries(body: &Map<String, Value>) -> Result<Vec<GivenEntry>, Rejection> {
+    let list = match body.get("wal_entries") {
+        Some(Value::Array(list)) => list,
+        Some(v) => {
+            return Err(Rejection::malformed(format!(
+                "field `wal_entries` must be an array of entries, got {v}"
+            )));
+        }
+        None => return Err(Rejection::malformed("missing field `wal_entries`")),
+    };
+    let mut entries: Vec<GivenEntry> = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let bad = |why: String| Rejection::malformed(format!("wal_entries[{i}]: {why}"));
+        let Value::Object(e) = item else {
+            return Err(bad(format!("must be an object, got {item}")));
+        };
+        let offset = match e.get("offset") {
+            Some(v) => v.as_u64().ok_or_else(|| {
+                bad(format!(
+                    "`offset` must be an integer from 0 to {}, got {v}",
+                    u64::MAX
+                ))
+            })?,
+            None => return Err(bad("missing field `offset`".into())),
+        };
+        if let Some(prev) = entries.last()
+            && offset <= prev.offset
+        {
+            return Err(bad(format!(
+                "offsets out of order: {offset} after {}; each entry's offset must be greater \
+                 than the one before",
+                prev.offset
+            )));
+        }
+        let payload = match e.get("payload") {
+            Some(Value::String(p)) => p.clone(),
+            Some(v) => return Err(bad(format!("`payload` must be a string, got {v}"))),
+            None => return Err(bad("missing field `payload`".into())),
+        };
+        let checksum = match e.get("checksum") {
+            Some(Value::String(c)) if c == "valid" => Claimed::Valid,
+            Some(Value::String(c)) if c == "invalid" => Claimed::Invalid,
+            Some(Value::String(c)) if c.len() == 8 && c.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Claimed::Crc(u32::from_str_radix(c, 16).expect("8 hex digits"))
+            }
+            Some(v) => {
+                return Err(bad(format!(
+                    "`checksum` must be \"valid\", \"invalid\" or 8 hex digits, got {v}"
+                )));
+            }
+            None => return Err(bad("missing field `checksum`".into())),
+        };
+        entries.push(GivenEntry {
+            offset,
+            payload,
+            checksum,
+        });
+    }
+    Ok(entries)
 }
 
 fn segment_limit(body: &Map<String, Value>) -> Result<Request, Rejection> {
@@ -301,6 +423,7 @@ pub enum Reply {
         total_bytes: u64,
         fsynced: bool,
         corrupt_entries: u64,
+        first_offset: u64,
     },
     WalSegmentConfigOk {
         in_reply_to: u64,
@@ -310,6 +433,35 @@ pub enum Reply {
         in_reply_to: u64,
         segments: Vec<SegmentRow>,
         active_segment: String,
+    },
+    #[serde(rename = "wal_state_ok")]
+    WalStateOk {
+        in_reply_to: u64,
+        state: BTreeMap<String, String>,
+    },
+    #[serde(rename = "wal_state_ok")]
+    WalStateKeyOk {
+        in_reply_to: u64,
+        key: String,
+        value: String,
+    },
+    WalRecoverOk {
+        in_reply_to: u64,
+        entries_replayed: u64,
+        entries_skipped: u64,
+        state: BTreeMap<String, String>,
+    },
+    WalSnapshotOk {
+        in_reply_to: u64,
+        snapshot_offset: u64,
+        snapshot_size_bytes: u64,
+    },
+    WalCompactOk {
+        in_reply_to: u64,
+        snapshot_offset: u64,
+        entries_before: u64,
+        entries_after: u64,
+        bytes_freed: u64,
     },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -22,6 +22,10 @@ pub enum EventKind {
     Adopted,
     /// A crash between sealing a segment and creating the next: finished.
     SealFinished,
+    /// A compaction stopped after its metadata update: finished.
+    CompactionFinished,
+    /// A snapshot failed its checksum: an older one (or the log) is used.
+    SnapshotDamaged,
     /// Space could not be preallocated; appends grow the file instead.
     PreallocFailed,
 }

@@ -15,15 +15,18 @@ mod open;
 mod regular;
 pub mod sealed;
 pub mod segment;
-mod store;
+pub mod snapshot;
+pub mod store;
 
 use crate::frame::HEADER_LEN;
 pub use crate::recovery::Recover;
+use crate::state::State;
 pub use error::{LogError, OpenError};
 pub use event::{Event, EventKind};
 use meta::Meta;
 use sealed::Sealed;
 pub use segment::{Appended, Entry, Segment};
+use snapshot::Snapshot;
 use std::collections::BTreeSet;
 use std::io;
 use std::path::Path;
@@ -72,7 +75,36 @@ pub struct Log {
     corrupt_found: BTreeSet<u64>,
     /// The sealed segment whose files a directory log keeps open.
     open_sealed: Option<usize>,
+    /// Durable snapshots, oldest first; the last is the newest intact one,
+    /// which the state is rebuilt from.
+    snapshots: Vec<Snapshot>,
+    /// Bytes of the frames before `first_offset` that the first segment
+    /// still holds (compacted away, not yet deleted).
+    hidden_bytes: u64,
     events: Vec<Event>,
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compacted {
+    pub snapshot_offset: u64,
+    pub entries_before: u64,
+    pub entries_after: u64,
+    pub bytes_freed: u64,
+}
+
+/// Why a compaction was refused.
+#[derive(Debug)]
+pub enum CompactError {
+    /// The offset is past the end of the log.
+    PastEnd {
+        end: u64,
+    },
+    /// No durable snapshot covers the entries to remove.
+    NotCovered {
+        newest: Option<u64>,
+    },
+    Io(LogError),
 }
 
 impl Log {
@@ -127,6 +159,8 @@ impl Log {
             corrupt_at_open,
             corrupt_found: BTreeSet::new(),
             open_sealed: None,
+            snapshots: Vec::new(),
+            hidden_bytes: 0,
             events,
         }
     }
@@ -141,9 +175,10 @@ impl Log {
         std::mem::take(&mut self.events)
     }
 
-    /// Offset of the first entry the log holds.
+    /// Offset of the first entry the log holds: entries before it were
+    /// compacted away.
     pub fn first_offset(&self) -> u64 {
-        self.sealed.first().map_or(self.active.start(), |s| s.start)
+        self.meta.first_offset
     }
 
     /// Offset the next append gets.
@@ -157,7 +192,7 @@ impl Log {
 
     /// The log's length in bytes: the sum of all frames.
     pub fn total_bytes(&self) -> u64 {
-        self.sealed_bytes + self.active.bytes()
+        self.sealed_bytes + self.active.bytes() - self.hidden_bytes
     }
 
     /// Entries known to fail their checksum (sealed segments are checked
@@ -252,11 +287,11 @@ impl Log {
     /// Reads entry `offset`, recomputing its CRC. `Ok(None)` if the log has
     /// no such entry.
     pub fn read(&mut self, offset: u64) -> Result<Option<Entry>, LogError> {
-        if offset >= self.active.start() {
-            return self.active.read(offset);
-        }
         if offset < self.first_offset() {
             return Ok(None);
+        }
+        if offset >= self.active.start() {
+            return self.active.read(offset);
         }
         let k = sealed::find(&self.sealed, offset);
         self.ensure_open(k).map_err(LogError::Read)?;
@@ -337,5 +372,141 @@ impl Log {
             sealed: false,
         });
         out
+    }
+
+    /// Byte position of entry `offset` within its segment.
+    fn byte_pos_of(&mut self, offset: u64) -> io::Result<u64> {
+        if offset >= self.active.start() {
+            return Ok(self.active.position(offset).unwrap_or(self.active.bytes()));
+        }
+        let k = sealed::find(&self.sealed, offset);
+        self.ensure_open(k)?;
+        self.sealed[k].position(offset)
+    }
+
+    /// Sets `hidden_bytes` for the current first offset.
+    fn count_hidden_bytes(&mut self) -> io::Result<()> {
+        let first = self.first_offset();
+        self.hidden_bytes = self.byte_pos_of(first)?;
+        Ok(())
+    }
+
+    /// The newest durable snapshot: its offset and size.
+    pub fn newest_snapshot(&self) -> Option<(u64, u64)> {
+        self.snapshots.last().map(|s| (s.offset, s.bytes))
+    }
+
+    /// The state to rebuild from and the first offset to replay on it: the
+    /// newest snapshot's, or an empty state and the log's first offset.
+    pub fn base_state(&self) -> Result<(State, u64), LogError> {
+        let Some(snap) = self.snapshots.last() else {
+            return Ok((State::default(), self.first_offset()));
+        };
+        match snap.load().map_err(LogError::Read)? {
+            Ok(state) => Ok((state, snap.offset)),
+            Err(why) => Err(LogError::Read(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("snapshot {} is damaged: {why}", snap.name()),
+            ))),
+        }
+    }
+
+    /// Writes `state`, which must be the state of every entry appended so
+    /// far, as a snapshot. Commits first, so it never covers an entry that
+    /// is not durable. Then drops all but the previous snapshot (kept as a
+    /// fallback). `Write` if no snapshot was taken.
+    pub fn write_snapshot(&mut self, state: &State) -> Result<(u64, u64), LogError> {
+        self.commit()?;
+        let offset = self.next_offset();
+        let snap = snapshot::write(&self.store, state, offset).map_err(LogError::Write)?;
+        let taken = (snap.offset, snap.bytes);
+        if self.snapshots.last().is_some_and(|s| s.offset == offset) {
+            self.snapshots.pop();
+        }
+        self.snapshots.push(snap);
+        // Older snapshots go only now that a newer one is durable.
+        let old = self.snapshots.len().saturating_sub(2);
+        self.remove_snapshots(old);
+        Ok(taken)
+    }
+
+    /// Removes the oldest `n` snapshots (best effort: a leftover snapshot
+    /// is harmless, and removed again later).
+    fn remove_snapshots(&mut self, n: usize) -> u64 {
+        let mut freed = 0;
+        for snap in self.snapshots.drain(..n) {
+            match &snap.path {
+                Some(p) => {
+                    if std::fs::remove_file(p).is_ok() {
+                        freed += snap.bytes;
+                    }
+                }
+                None => freed += snap.bytes,
+            }
+        }
+        if n > 0 {
+            let _ = self.store.sync_dir();
+        }
+        freed
+    }
+
+    /// Removes every entry before `n`, which a durable snapshot must cover.
+    /// The steps (doc/format.md "Compaction"): the metadata's first offset
+    /// is set to `n` (temp, fsync, rename, directory fsync): from here the
+    /// entries are gone, whatever happens next; then the segments wholly
+    /// before `n` and the snapshots older than `n` are deleted and the
+    /// directory fsynced. A crash between the two is finished at the next
+    /// open. The segment holding `n` stays until a later compaction passes
+    /// its end.
+    pub fn compact(&mut self, n: u64) -> Result<Compacted, CompactError> {
+        let end = self.next_offset();
+        if n > end {
+            return Err(CompactError::PastEnd { end });
+        }
+        let newest = self.snapshots.last().map(|s| s.offset);
+        if newest.is_none_or(|s| s < n) {
+            return Err(CompactError::NotCovered { newest });
+        }
+        let entries_before = self.entries();
+        let (bytes_before, first) = (self.total_bytes(), self.first_offset());
+        let mut freed = 0;
+        if n > first {
+            let meta = Meta {
+                first_offset: n,
+                ..self.meta
+            };
+            self.store
+                .write_meta(&meta)
+                .map_err(|e| CompactError::Io(LogError::Write(e)))?;
+            self.meta = meta;
+            let gone = self.sealed.iter().take_while(|s| s.end() <= n).count();
+            for s in self.sealed.drain(..gone) {
+                freed += s.bytes + index_file::HEADER_LEN + 8 * s.entries;
+                self.sealed_bytes -= s.bytes;
+                if let Some(dir) = self.store.dir() {
+                    let _ = std::fs::remove_file(dir.join(names::index(s.start)));
+                    let _ = std::fs::remove_file(dir.join(names::segment(s.start)));
+                }
+            }
+            self.open_sealed = None;
+            for s in &mut self.sealed {
+                s.close();
+            }
+            let stale = self.snapshots.iter().take_while(|s| s.offset < n).count();
+            freed += self.remove_snapshots(stale);
+            self.store
+                .sync_dir()
+                .map_err(|e| CompactError::Io(LogError::Sync(e)))?;
+            self.count_hidden_bytes()
+                .map_err(|e| CompactError::Io(LogError::Read(e)))?;
+            self.corrupt_found = self.corrupt_found.split_off(&n);
+        }
+        let _ = bytes_before;
+        Ok(Compacted {
+            snapshot_offset: newest.expect("checked"),
+            entries_before,
+            entries_after: self.entries(),
+            bytes_freed: freed,
+        })
     }
 }

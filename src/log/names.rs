@@ -17,12 +17,18 @@ pub fn index(start: u64) -> String {
     format!("{start:020}.index")
 }
 
+pub fn snapshot(offset: u64) -> String {
+    format!("{offset:020}.snapshot")
+}
+
 /// What a name in a log directory is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Meta,
     Segment(u64),
     Index(u64),
+    /// The state as of this offset (the first entry not in it).
+    Snapshot(u64),
     /// A file left half-written by a crash: removed at open.
     Temp,
     /// Bytes cut from a segment's tail, kept as evidence.
@@ -36,7 +42,9 @@ pub fn classify(name: &str) -> Kind {
         return Kind::Meta;
     }
     if let Some(stem) = name.strip_suffix(TEMP_SUFFIX)
-        && (stem == META || numbered(stem, ".index").is_some())
+        && (stem == META
+            || numbered(stem, ".index").is_some()
+            || numbered(stem, ".snapshot").is_some())
     {
         return Kind::Temp;
     }
@@ -45,6 +53,9 @@ pub fn classify(name: &str) -> Kind {
     }
     if let Some(start) = numbered(name, ".index") {
         return Kind::Index(start);
+    }
+    if let Some(offset) = numbered(name, ".snapshot") {
+        return Kind::Snapshot(offset);
     }
     if let Some((stem, _)) = name.split_once(".log.torn-")
         && stem.len() == 20
@@ -85,6 +96,11 @@ mod tests {
         assert_eq!(classify(META), Kind::Meta);
         assert_eq!(classify("wal-node.meta.tmp"), Kind::Temp);
         assert_eq!(classify("00000000000000001000.index.tmp"), Kind::Temp);
+        assert_eq!(
+            classify("00000000000000001000.snapshot"),
+            Kind::Snapshot(1000)
+        );
+        assert_eq!(classify("00000000000000001000.snapshot.tmp"), Kind::Temp);
         assert_eq!(classify("00000000000000001000.log.torn-77"), Kind::Torn);
         for other in [
             "1000.log",

@@ -7,6 +7,7 @@ use super::meta::{Meta, MetaDefect};
 use super::names::{self, Kind};
 use super::sealed::{self, Sealed, Unusable};
 use super::segment::Segment;
+use super::snapshot::Snapshot;
 use super::store::{self, Store};
 use super::{DEFAULT_MAX_SEGMENT_BYTES, Log, Options};
 use crate::dir;
@@ -23,6 +24,7 @@ struct Listing {
     /// Segment start → whether an index file exists for it.
     segments: BTreeMap<u64, bool>,
     stray_indexes: Vec<u64>,
+    snapshots: Vec<u64>,
     temps: Vec<String>,
     unknown: Vec<String>,
 }
@@ -102,6 +104,7 @@ pub fn open_dir(path: &Path, opts: Options) -> Result<Log, OpenError> {
             .with_context(|| format!("creating the first segment in {shown}"))?;
         segments.push((meta.first_offset, false));
     }
+    finish_compaction(&store, &mut segments, meta.first_offset, &mut events)?;
     let first = segments[0].0;
     if first > meta.first_offset {
         return Err(refused(
@@ -132,6 +135,7 @@ pub fn open_dir(path: &Path, opts: Options) -> Result<Log, OpenError> {
     }
     let seg_path = path.join(names::segment(last_start));
     let file = super::regular::open(&seg_path, true)?;
+    let mut sealed_last = None;
     if last_has_index {
         // A crash after sealing the last segment, before the next one's
         // name was durable: if its index holds up, it is sealed; finish the
@@ -142,32 +146,7 @@ pub fn open_dir(path: &Path, opts: Options) -> Result<Log, OpenError> {
             .and_then(|f| super::index_file::read_header(&f))
             .with_context(|| format!("reading {}", index_path.display()))?;
         match header {
-            Ok(h) if h.start == last_start && h.segment_bytes == len => {
-                let next = h.start + h.entries;
-                let new = store
-                    .create_segment(next)
-                    .and_then(|f| store.sync_dir().map(|()| f))
-                    .with_context(|| format!("creating {}", names::segment(next)))?;
-                events.push(Event::new(
-                    EventKind::SealFinished,
-                    format!(
-                        "{shown}: {} was sealed when an earlier run stopped; started {}",
-                        names::segment(last_start),
-                        names::segment(next)
-                    ),
-                ));
-                sealed.push(Sealed::new(h, None));
-                let active = Segment::create(new, store.segment_path(next), next);
-                return Ok(Log::assemble(
-                    store,
-                    meta,
-                    sealed,
-                    active,
-                    opts.max_entry_bytes,
-                    0,
-                    events,
-                ));
-            }
+            Ok(h) if h.start == last_start && h.segment_bytes == len => sealed_last = Some(h),
             _ => {
                 std::fs::remove_file(&index_path)
                     .and_then(|()| store.sync_dir())
@@ -182,23 +161,198 @@ pub fn open_dir(path: &Path, opts: Options) -> Result<Log, OpenError> {
             }
         }
     }
-    let (active, _cut, report) = Segment::replay(
-        file,
-        Some(seg_path),
-        last_start,
-        opts.max_entry_bytes,
-        opts.recover,
+    let (active, corrupt) = match sealed_last {
+        Some(h) => {
+            let next = h.start + h.entries;
+            let new = store
+                .create_segment(next)
+                .and_then(|f| store.sync_dir().map(|()| f))
+                .with_context(|| format!("creating {}", names::segment(next)))?;
+            events.push(Event::new(
+                EventKind::SealFinished,
+                format!(
+                    "{shown}: {} was sealed when an earlier run stopped; started {}",
+                    names::segment(last_start),
+                    names::segment(next)
+                ),
+            ));
+            sealed.push(Sealed::new(h, None));
+            (Segment::create(new, store.segment_path(next), next), 0)
+        }
+        None => {
+            let (active, _cut, report) = Segment::replay(
+                file,
+                Some(seg_path),
+                last_start,
+                opts.max_entry_bytes,
+                opts.recover,
+                &mut events,
+            )?;
+            (active, report.corrupt_entries)
+        }
+    };
+    if meta.first_offset > active.end() {
+        return Err(refused(
+            path,
+            format!(
+                "its metadata says the log starts at offset {}, past its last entry {}: \
+                 acknowledged entries are missing",
+                meta.first_offset,
+                active.end() as i128 - 1
+            ),
+        ));
+    }
+    let snapshots = choose_snapshots(
+        path,
+        &listing.snapshots,
+        meta.first_offset,
+        active.end(),
         &mut events,
     )?;
-    Ok(Log::assemble(
+    let mut log = Log::assemble(
         store,
         meta,
         sealed,
         active,
         opts.max_entry_bytes,
-        report.corrupt_entries,
+        corrupt,
         events,
-    ))
+    );
+    log.snapshots = snapshots;
+    log.count_hidden_bytes()
+        .with_context(|| format!("reading {shown}"))?;
+    Ok(log)
+}
+
+/// Removes the segments wholly before `first_offset`: a compaction that
+/// stopped after its metadata update, before (or while) deleting them.
+fn finish_compaction(
+    store: &Store,
+    segments: &mut Vec<(u64, bool)>,
+    first_offset: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), OpenError> {
+    let gone = segments
+        .windows(2)
+        .take_while(|pair| pair[1].0 <= first_offset)
+        .count();
+    if gone == 0 {
+        return Ok(());
+    }
+    let dir = store.dir().expect("a directory");
+    for &(start, _) in &segments[..gone] {
+        for name in [names::index(start), names::segment(start)] {
+            match std::fs::remove_file(dir.join(&name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("removing {name}, compacted away"))
+                        .into());
+                }
+            }
+        }
+    }
+    store.sync_dir().context("syncing the log directory")?;
+    events.push(Event::new(
+        EventKind::CompactionFinished,
+        format!(
+            "{}: removed {} before offset {first_offset}, compacted away when an earlier run stopped",
+            dir.display(),
+            crate::count(gone as u64, "segment", "segments")
+        ),
+    ));
+    segments.drain(..gone);
+    Ok(())
+}
+
+/// The snapshots to keep using, oldest first, ending with the newest intact
+/// one that the log continues (its offset within `[first_offset, end]`).
+/// Damaged ones are skipped and reported. With none usable, the log must
+/// still hold everything from offset 0; otherwise the open is refused.
+fn choose_snapshots(
+    path: &Path,
+    offsets: &[u64],
+    first_offset: u64,
+    end: u64,
+    events: &mut Vec<Event>,
+) -> Result<Vec<Snapshot>, OpenError> {
+    let mut found: Vec<Snapshot> = offsets
+        .iter()
+        .map(|&offset| Snapshot {
+            offset,
+            bytes: std::fs::metadata(path.join(names::snapshot(offset))).map_or(0, |m| m.len()),
+            path: Some(path.join(names::snapshot(offset))),
+            file: None,
+        })
+        .collect();
+    found.sort_by_key(|s| s.offset);
+    if let Some(ahead) = found.iter().find(|s| s.offset > end) {
+        return Err(refused(
+            path,
+            format!(
+                "snapshot {} covers entries up to offset {} but the log ends at offset {end}: \
+                 acknowledged entries are missing from the log",
+                ahead.name(),
+                ahead.offset - 1
+            ),
+        ));
+    }
+    let mut damaged = Vec::new();
+    while let Some(newest) = found.last() {
+        if newest.offset < first_offset {
+            break;
+        }
+        let verdict = newest
+            .verify()
+            .with_context(|| format!("reading {}", newest.name()))?;
+        match verdict {
+            Ok(()) => break,
+            Err(why) => {
+                damaged.push(format!("{} ({why})", newest.name()));
+                found.pop();
+            }
+        }
+    }
+    let usable = found.last().is_some_and(|s| s.offset >= first_offset);
+    if !damaged.is_empty() {
+        let fallback = match found.last() {
+            Some(s) if usable => format!(
+                "the state is rebuilt from {} and the log after it",
+                s.name()
+            ),
+            _ => "the state is rebuilt from the whole log".to_owned(),
+        };
+        if usable || first_offset == 0 {
+            events.push(Event::new(
+                EventKind::SnapshotDamaged,
+                format!(
+                    "{}: damaged snapshot(s) left in place and not used: {}; {fallback}",
+                    path.display(),
+                    damaged.join(", ")
+                ),
+            ));
+        }
+    }
+    if !usable && first_offset > 0 {
+        return Err(refused(
+            path,
+            format!(
+                "the log starts at offset {first_offset} (entries before it were compacted \
+                 away) and no intact snapshot covers them{}. Restore a snapshot of at least \
+                 offset {first_offset} from a backup",
+                if damaged.is_empty() {
+                    String::new()
+                } else {
+                    format!(": damaged: {}", damaged.join(", "))
+                }
+            ),
+        ));
+    }
+    if !usable {
+        found.clear();
+    }
+    Ok(found)
 }
 
 fn refused(path: &Path, why: String) -> OpenError {
@@ -227,6 +381,7 @@ fn list(path: &Path) -> io::Result<Listing> {
                 listing.segments.entry(start).or_insert(false);
             }
             Kind::Index(start) => indexes.push(start),
+            Kind::Snapshot(offset) => listing.snapshots.push(offset),
             Kind::Temp => listing.temps.push(name.to_owned()),
             Kind::Torn => {}
             Kind::Unknown => listing.unknown.push(name.to_owned()),

@@ -54,6 +54,13 @@ impl Sealed {
         self.files = Some(files);
     }
 
+    /// Byte position of entry `offset` (which this segment holds); the
+    /// files must be open.
+    pub fn position(&self, offset: u64) -> io::Result<u64> {
+        let (_, index) = self.files.as_ref().expect("open");
+        Ok(index_file::span(index, &self.header, offset - self.start)?.0)
+    }
+
     /// Reads entry `offset` (which this segment holds), checking the index
     /// once and rebuilding it from the segment if it fails. The files must
     /// be open.

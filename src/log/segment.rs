@@ -226,6 +226,11 @@ impl Segment {
         self.data_end
     }
 
+    /// Byte position of entry `offset`, if this segment holds it.
+    pub fn position(&self, offset: u64) -> Option<u64> {
+        self.positions.get(offset.checked_sub(self.start)?)
+    }
+
     /// Byte positions of every frame, in order (for the index file).
     pub fn positions(&self) -> impl Iterator<Item = u64> + '_ {
         (0..self.positions.len()).map(|i| self.positions.get(i).expect("in range"))
