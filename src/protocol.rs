@@ -1,5 +1,6 @@
 //! The wire: Maelstrom envelopes, request validation, reply bodies.
 
+use crate::fsbench::{self, Strategy};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -74,10 +75,20 @@ pub fn parse_envelope(line: &[u8]) -> Result<Envelope, String> {
 /// A validated request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Init { node_id: String },
-    Append { payload: String },
-    Read { offset: u64 },
+    Init {
+        node_id: String,
+    },
+    Append {
+        payload: String,
+    },
+    Read {
+        offset: u64,
+    },
     Info,
+    FsyncBenchmark {
+        entries: u32,
+        strategies: Vec<Strategy>,
+    },
 }
 
 /// The request kinds, known before their fields are checked.
@@ -87,6 +98,7 @@ pub enum Kind {
     Append,
     Read,
     Info,
+    FsyncBenchmark,
 }
 
 /// The body's `msg_id`, if it has a usable one.
@@ -102,10 +114,11 @@ pub fn kind(body: &Map<String, Value>) -> Result<Kind, Rejection> {
             "wal_append" => Ok(Kind::Append),
             "wal_read" => Ok(Kind::Read),
             "wal_info" => Ok(Kind::Info),
+            "fsync_benchmark" => Ok(Kind::FsyncBenchmark),
             other => Err(Rejection::new(
                 ErrorCode::NotSupported,
                 format!(
-                    "unsupported message type {other:?}; this node serves init, wal_append, wal_read and wal_info"
+                    "unsupported message type {other:?}; this node serves init, wal_append, wal_read, wal_info and fsync_benchmark"
                 ),
             )),
         },
@@ -171,7 +184,67 @@ pub fn validate(
             None => Err(Rejection::malformed("missing field `offset`")),
         },
         Kind::Info => Ok(Request::Info),
+        Kind::FsyncBenchmark => Ok(Request::FsyncBenchmark {
+            entries: bench_entries(body)?,
+            strategies: bench_strategies(body)?,
+        }),
     }
+}
+
+fn bench_entries(body: &Map<String, Value>) -> Result<u32, Rejection> {
+    let max = fsbench::MAX_ENTRIES;
+    match body.get("entries") {
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=u64::from(max)).contains(n))
+            .map(|n| n as u32)
+            .ok_or_else(|| {
+                Rejection::malformed(format!(
+                    "field `entries` must be an integer from 1 to {max}, got {v}"
+                ))
+            }),
+        None => Err(Rejection::malformed("missing field `entries`")),
+    }
+}
+
+/// The strategies asked for, in order: at least one, each known, none twice.
+fn bench_strategies(body: &Map<String, Value>) -> Result<Vec<Strategy>, Rejection> {
+    let known = || {
+        let names: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
+        names.join(", ")
+    };
+    let names = match body.get("strategies") {
+        Some(Value::Array(names)) => names,
+        Some(v) => {
+            return Err(Rejection::malformed(format!(
+                "field `strategies` must be an array of strategy names ({}), got {v}",
+                known()
+            )));
+        }
+        None => return Err(Rejection::malformed("missing field `strategies`")),
+    };
+    if names.is_empty() {
+        return Err(Rejection::malformed(format!(
+            "field `strategies` is empty; name at least one of {}",
+            known()
+        )));
+    }
+    let mut strategies = Vec::with_capacity(names.len());
+    for name in names {
+        let strategy = name.as_str().and_then(Strategy::from_name).ok_or_else(|| {
+            Rejection::malformed(format!(
+                "field `strategies` holds {name}, which is not a strategy; known: {}",
+                known()
+            ))
+        })?;
+        if strategies.contains(&strategy) {
+            return Err(Rejection::malformed(format!(
+                "field `strategies` names {name} twice"
+            )));
+        }
+        strategies.push(strategy);
+    }
+    Ok(strategies)
 }
 
 fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str, Rejection> {
@@ -224,12 +297,37 @@ pub enum Reply {
         fsynced: bool,
         corrupt_entries: u64,
     },
+    FsyncBenchmarkOk {
+        in_reply_to: u64,
+        results: Vec<BenchResult>,
+    },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
         in_reply_to: Option<u64>,
         code: u32,
         text: String,
     },
+}
+
+/// One strategy's line in `fsync_benchmark_ok`, keys in this order.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BenchResult {
+    pub strategy: &'static str,
+    pub ops_per_sec: u64,
+    pub durability: &'static str,
+    pub data_loss_window: &'static str,
+}
+
+impl BenchResult {
+    pub fn new(strategy: Strategy, ops_per_sec: f64) -> BenchResult {
+        BenchResult {
+            strategy: strategy.name(),
+            // Whole appends per second; never 0, which would read as "did not run".
+            ops_per_sec: (ops_per_sec.round() as u64).max(1),
+            durability: strategy.durability(),
+            data_loss_window: strategy.data_loss_window(),
+        }
+    }
 }
 
 impl Reply {
