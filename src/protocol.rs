@@ -340,29 +340,123 @@ impl Reply {
     }
 }
 
-#[derive(Serialize)]
-struct OutBody<'a> {
-    #[serde(flatten)]
-    reply: &'a Reply,
-    msg_id: u64,
-}
-
-#[derive(Serialize)]
-struct OutMessage<'a> {
-    src: &'a str,
-    dest: &'a str,
-    body: OutBody<'a>,
-}
-
 /// Appends one reply line (JSON and a newline) to `out`.
+///
+/// Written straight into the buffer rather than through serde: the
+/// pipelined path writes one reply per append, and serializing `Reply`
+/// flattened into the body cost more than everything else about a reply.
+/// The bytes are exactly what `Reply`'s derived `Serialize` gives (keys in
+/// protocol order, strings escaped by serde_json); a unit test compares the
+/// two for every variant.
 pub fn write_reply(out: &mut Vec<u8>, src: &str, dest: &str, reply: &Reply, msg_id: u64) {
-    let message = OutMessage {
-        src,
-        dest,
-        body: OutBody { reply, msg_id },
-    };
-    serde_json::to_writer(&mut *out, &message).expect("replies always serialize");
-    out.push(b'\n');
+    out.extend_from_slice(b"{\"src\":");
+    string(out, src);
+    out.extend_from_slice(b",\"dest\":");
+    string(out, dest);
+    out.extend_from_slice(b",\"body\":{\"type\":");
+    // Type names are ours: plain ASCII, written as they are.
+    match reply {
+        Reply::InitOk { in_reply_to } => {
+            out.extend_from_slice(b"\"init_ok\"");
+            number(out, "in_reply_to", *in_reply_to);
+        }
+        Reply::WalAppendOk {
+            in_reply_to,
+            offset,
+            length,
+            checksum,
+        } => {
+            out.extend_from_slice(b"\"wal_append_ok\"");
+            number(out, "in_reply_to", *in_reply_to);
+            number(out, "offset", *offset);
+            number(out, "length", u64::from(*length));
+            text_field(out, "checksum", checksum);
+        }
+        Reply::WalReadOk {
+            in_reply_to,
+            payload,
+            checksum_valid,
+            length,
+            checksum,
+        } => {
+            out.extend_from_slice(b"\"wal_read_ok\"");
+            number(out, "in_reply_to", *in_reply_to);
+            text_field(out, "payload", payload);
+            key(out, "checksum_valid");
+            out.extend_from_slice(if *checksum_valid { b"true" } else { b"false" });
+            number(out, "length", *length);
+            text_field(out, "checksum", checksum);
+        }
+        Reply::WalInfoOk {
+            in_reply_to,
+            entries,
+            total_bytes,
+            fsynced,
+            corrupt_entries,
+        } => {
+            out.extend_from_slice(b"\"wal_info_ok\"");
+            number(out, "in_reply_to", *in_reply_to);
+            number(out, "entries", *entries);
+            number(out, "total_bytes", *total_bytes);
+            key(out, "fsynced");
+            out.extend_from_slice(if *fsynced { b"true" } else { b"false" });
+            number(out, "corrupt_entries", *corrupt_entries);
+        }
+        Reply::FsyncBenchmarkOk {
+            in_reply_to,
+            results,
+        } => {
+            out.extend_from_slice(b"\"fsync_benchmark_ok\"");
+            number(out, "in_reply_to", *in_reply_to);
+            key(out, "results");
+            // Rare: serde's own order (the struct's) is the protocol's.
+            serde_json::to_writer(&mut *out, results).expect("results always serialize");
+        }
+        Reply::Error {
+            in_reply_to,
+            code,
+            text,
+        } => {
+            out.extend_from_slice(b"\"error\"");
+            if let Some(id) = in_reply_to {
+                number(out, "in_reply_to", *id);
+            }
+            number(out, "code", u64::from(*code));
+            text_field(out, "text", text);
+        }
+    }
+    number(out, "msg_id", msg_id);
+    out.extend_from_slice(b"}}\n");
+}
+
+/// `,"name":` (names are ours: plain ASCII, nothing to escape).
+fn key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+fn number(out: &mut Vec<u8>, name: &str, n: u64) {
+    key(out, name);
+    serde_json::to_writer(&mut *out, &n).expect("numbers always serialize");
+}
+
+fn text_field(out: &mut Vec<u8>, name: &str, s: &str) {
+    key(out, name);
+    string(out, s);
+}
+
+/// A JSON string, escaped exactly as serde_json escapes it. Most strings
+/// (node ids, checksums, plain payloads) need no escaping: copied as they are.
+fn string(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("strings always serialize");
+    }
 }
 
 #[cfg(test)]
@@ -388,6 +482,100 @@ mod tests {
             "{\"src\":\"n1\",\"dest\":\"c1\",\"body\":{\"type\":\"wal_append_ok\",\"in_reply_to\":2,\
              \"offset\":0,\"length\":8,\"checksum\":\"0a1b2c3d\",\"msg_id\":1}}\n"
         );
+    }
+
+    /// The reply as serde derives it: the specification `write_reply`
+    /// must match byte for byte.
+    fn reply_via_serde(src: &str, dest: &str, reply: &Reply, msg_id: u64) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct OutBody<'a> {
+            #[serde(flatten)]
+            reply: &'a Reply,
+            msg_id: u64,
+        }
+        #[derive(Serialize)]
+        struct OutMessage<'a> {
+            src: &'a str,
+            dest: &'a str,
+            body: OutBody<'a>,
+        }
+        let message = OutMessage {
+            src,
+            dest,
+            body: OutBody { reply, msg_id },
+        };
+        let mut out = serde_json::to_vec(&message).unwrap();
+        out.push(b'\n');
+        out
+    }
+
+    #[test]
+    fn every_reply_is_written_as_serde_would_write_it() {
+        let awkward =
+            "quote \" backslash \\ tab \t nl \n nul \u{0} del \u{7f} é \u{2028} 🦀 </script>";
+        let replies = [
+            Reply::InitOk { in_reply_to: 0 },
+            Reply::WalAppendOk {
+                in_reply_to: u64::MAX,
+                offset: 12345678901,
+                length: u32::MAX,
+                checksum: "0a1b2c3d".into(),
+            },
+            Reply::WalReadOk {
+                in_reply_to: 7,
+                payload: awkward.into(),
+                checksum_valid: true,
+                length: 3,
+                checksum: "ffffffff".into(),
+            },
+            Reply::WalReadOk {
+                in_reply_to: 8,
+                payload: String::new(),
+                checksum_valid: false,
+                length: 0,
+                checksum: "00000000".into(),
+            },
+            Reply::WalInfoOk {
+                in_reply_to: 9,
+                entries: 1,
+                total_bytes: 16,
+                fsynced: true,
+                corrupt_entries: 0,
+            },
+            Reply::WalInfoOk {
+                in_reply_to: 10,
+                entries: 0,
+                total_bytes: 0,
+                fsynced: false,
+                corrupt_entries: 2,
+            },
+            Reply::FsyncBenchmarkOk {
+                in_reply_to: 11,
+                results: Strategy::ALL
+                    .iter()
+                    .map(|&s| BenchResult::new(s, 1234.5))
+                    .collect(),
+            },
+            Reply::FsyncBenchmarkOk {
+                in_reply_to: 12,
+                results: Vec::new(),
+            },
+            Reply::error(Some(13), Rejection::malformed(awkward)),
+            Reply::error(None, Rejection::new(ErrorCode::NotSupported, "")),
+        ];
+        for reply in &replies {
+            for (src, dest) in [("n1", "c1"), (awkward, ""), ("", awkward)] {
+                let mut out = b"earlier line\n".to_vec();
+                write_reply(&mut out, src, dest, reply, 42);
+                let mut expected = b"earlier line\n".to_vec();
+                expected.extend(reply_via_serde(src, dest, reply, 42));
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    String::from_utf8(expected).unwrap(),
+                    "{reply:?}"
+                );
+            }
+        }
     }
 
     #[test]
