@@ -15,8 +15,15 @@ pub fn checksum(payload: &[u8]) -> u32 {
 }
 
 /// The checksum as it appears on the wire: exactly 8 lowercase hex digits.
+/// Built digit by digit: one per append reply, and `format!` cost ten
+/// times as much.
 pub fn checksum_hex(crc: u32) -> String {
-    format!("{crc:08x}")
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(8);
+    for shift in (0..32).step_by(4).rev() {
+        hex.push(char::from(DIGITS[(crc >> shift) as usize & 0xf]));
+    }
+    hex
 }
 
 /// Appends one whole frame for `payload` to `out`.
@@ -158,6 +165,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn checksum_hex_is_what_format_gives(crc in any::<u32>()) {
+            prop_assert_eq!(checksum_hex(crc), format!("{crc:08x}"));
+        }
+
         #[test]
         fn round_trips(payload in proptest::collection::vec(any::<u8>(), 1..512)) {
             let frame = encode(&payload);

@@ -8,6 +8,7 @@
 
 pub mod dir;
 pub mod frame;
+pub mod fsbench;
 pub mod index;
 pub mod input;
 pub mod log;

@@ -586,6 +586,44 @@ impl Node {
                     active_segment,
                 })
             }
+            Request::FsyncBenchmark {
+                entries,
+                strategies,
+            } => Ok(self.fsync_benchmark(in_reply_to, *entries, strategies)),
+        }
+    }
+
+    /// Measures each strategy on a scratch file beside the log (in the temp
+    /// directory for a private log); the log is never touched. The node has
+    /// one thread, so every other request waits until this returns.
+    fn fsync_benchmark(
+        &self,
+        in_reply_to: u64,
+        entries: u32,
+        strategies: &[crate::fsbench::Strategy],
+    ) -> Reply {
+        use crate::fsbench;
+        let dir = self.config.dir.clone().unwrap_or_else(std::env::temp_dir);
+        let mut results = Vec::with_capacity(strategies.len());
+        for &strategy in strategies {
+            match fsbench::measure(&dir, entries, fsbench::PAYLOAD_BYTES, strategy) {
+                Ok(rate) => results.push(protocol::BenchResult::new(strategy, rate)),
+                Err(e) => {
+                    // Only a scratch file failed: the log's state is what it was.
+                    let text = format!(
+                        "fsync_benchmark: strategy {} failed on a scratch file in {} ({e}); \
+                         the log was not touched",
+                        strategy.name(),
+                        dir.display()
+                    );
+                    let _ = writeln!(std::io::stderr(), "wal-node: {text}");
+                    return Reply::error(Some(in_reply_to), Rejection::new(ErrorCode::Abort, text));
+                }
+            }
+        }
+        Reply::FsyncBenchmarkOk {
+            in_reply_to,
+            results,
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod attribution;
 
+use crate::fsbench::{self, Strategy};
 use crate::state::{Claimed, GivenEntry};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -144,6 +145,10 @@ pub enum Request {
     Compact {
         before: u64,
     },
+    FsyncBenchmark {
+        entries: u32,
+        strategies: Vec<Strategy>,
+    },
 }
 
 /// The request kinds, known before their fields are checked.
@@ -159,6 +164,7 @@ pub enum Kind {
     Recover,
     Snapshot,
     Compact,
+    FsyncBenchmark,
 }
 
 /// The body's `msg_id`, if it has a usable one.
@@ -180,6 +186,7 @@ pub fn kind(body: &Map<String, Value>) -> Result<Kind, Rejection> {
             "wal_recover" => Ok(Kind::Recover),
             "wal_snapshot" => Ok(Kind::Snapshot),
             "wal_compact" => Ok(Kind::Compact),
+            "fsync_benchmark" => Ok(Kind::FsyncBenchmark),
             other => Err(Rejection::new(
                 ErrorCode::NotSupported,
                 format!(
@@ -248,6 +255,10 @@ pub fn validate(
             None => Err(Rejection::malformed("missing field `offset`")),
         },
         Kind::Info => Ok(Request::Info),
+        Kind::FsyncBenchmark => Ok(Request::FsyncBenchmark {
+            entries: bench_entries(body)?,
+            strategies: bench_strategies(body)?,
+        }),
         Kind::SegmentConfig => segment_limit(body),
         Kind::SegmentInfo => Ok(Request::SegmentInfo),
         Kind::State => match body.get("key") {
@@ -269,7 +280,7 @@ pub fn validate(
 }
 
 /// Every request type the node serves, for the error that names them.
-pub const SERVED: [&str; 10] = [
+pub const SERVED: [&str; 11] = [
     "init",
     "wal_append",
     "wal_read",
@@ -280,6 +291,7 @@ pub const SERVED: [&str; 10] = [
     "wal_recover",
     "wal_snapshot",
     "wal_compact",
+    "fsync_benchmark",
 ];
 
 /// `wal_recover`'s entries: each an object with an integer `offset` (each
@@ -374,6 +386,62 @@ fn out_of_range(name: &str, v: &Value, raw: Option<&str>) -> Rejection {
     ))
 }
 
+fn bench_entries(body: &Map<String, Value>) -> Result<u32, Rejection> {
+    let max = fsbench::MAX_ENTRIES;
+    match body.get("entries") {
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=u64::from(max)).contains(n))
+            .map(|n| n as u32)
+            .ok_or_else(|| {
+                Rejection::malformed(format!(
+                    "field `entries` must be an integer from 1 to {max}, got {v}"
+                ))
+            }),
+        None => Err(Rejection::malformed("missing field `entries`")),
+    }
+}
+
+/// The strategies asked for, in order: at least one, each known, none twice.
+fn bench_strategies(body: &Map<String, Value>) -> Result<Vec<Strategy>, Rejection> {
+    let known = || {
+        let names: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
+        names.join(", ")
+    };
+    let names = match body.get("strategies") {
+        Some(Value::Array(names)) => names,
+        Some(v) => {
+            return Err(Rejection::malformed(format!(
+                "field `strategies` must be an array of strategy names ({}), got {v}",
+                known()
+            )));
+        }
+        None => return Err(Rejection::malformed("missing field `strategies`")),
+    };
+    if names.is_empty() {
+        return Err(Rejection::malformed(format!(
+            "field `strategies` is empty; name at least one of {}",
+            known()
+        )));
+    }
+    let mut strategies = Vec::with_capacity(names.len());
+    for name in names {
+        let strategy = name.as_str().and_then(Strategy::from_name).ok_or_else(|| {
+            Rejection::malformed(format!(
+                "field `strategies` holds {name}, which is not a strategy; known: {}",
+                known()
+            ))
+        })?;
+        if strategies.contains(&strategy) {
+            return Err(Rejection::malformed(format!(
+                "field `strategies` names {name} twice"
+            )));
+        }
+        strategies.push(strategy);
+    }
+    Ok(strategies)
+}
+
 fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str, Rejection> {
     match body.get(name) {
         Some(Value::String(s)) => Ok(s),
@@ -463,6 +531,10 @@ pub enum Reply {
         entries_after: u64,
         bytes_freed: u64,
     },
+    FsyncBenchmarkOk {
+        in_reply_to: u64,
+        results: Vec<BenchResult>,
+    },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
         in_reply_to: Option<u64>,
@@ -494,6 +566,27 @@ impl From<crate::log::SegmentInfo> for SegmentRow {
     }
 }
 
+/// One strategy's line in `fsync_benchmark_ok`, keys in this order.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BenchResult {
+    pub strategy: &'static str,
+    pub ops_per_sec: u64,
+    pub durability: &'static str,
+    pub data_loss_window: &'static str,
+}
+
+impl BenchResult {
+    pub fn new(strategy: Strategy, ops_per_sec: f64) -> BenchResult {
+        BenchResult {
+            strategy: strategy.name(),
+            // Whole appends per second; never 0, which would read as "did not run".
+            ops_per_sec: (ops_per_sec.round() as u64).max(1),
+            durability: strategy.durability(),
+            data_loss_window: strategy.data_loss_window(),
+        }
+    }
+}
+
 impl Reply {
     pub fn error(in_reply_to: Option<u64>, rejection: Rejection) -> Reply {
         Reply::Error {
@@ -504,22 +597,121 @@ impl Reply {
     }
 }
 
-#[derive(Serialize)]
-struct OutBody<'a> {
-    #[serde(flatten)]
-    reply: &'a Reply,
-    msg_id: u64,
-}
-
-#[derive(Serialize)]
-struct OutMessage<'a> {
-    src: &'a str,
-    dest: &'a str,
-    body: OutBody<'a>,
-}
-
 /// Appends one reply line (JSON and a newline) to `out`.
+///
+/// Written straight into the buffer rather than through serde: the
+/// pipelined path writes one reply per append, and serializing `Reply`
+/// flattened into the body cost more than everything else about a reply.
+/// The bytes are exactly what `Reply`'s derived `Serialize` gives (keys in
+/// protocol order, strings escaped by serde_json); a unit test compares the
+/// two for every variant.
 pub fn write_reply(out: &mut Vec<u8>, src: &str, dest: &str, reply: &Reply, msg_id: u64) {
+    if !is_per_request(reply) {
+        // Rare replies (segment, state, snapshot, benchmark): serde's
+        // derived form is the specification, written as it is.
+        write_via_serde(out, src, dest, reply, msg_id);
+        return;
+    }
+    out.extend_from_slice(b"{\"src\":");
+    string(out, src);
+    out.extend_from_slice(b",\"dest\":");
+    string(out, dest);
+    out.extend_from_slice(b",\"body\":{\"type\":");
+    // Type names are ours: plain ASCII, written as they are.
+    match reply {
+        Reply::InitOk { in_reply_to } => {
+            out.extend_from_slice(b"\"init_ok\"");
+            number(out, "in_reply_to", *in_reply_to);
+        }
+        Reply::WalAppendOk {
+            in_reply_to,
+            offset,
+            length,
+            checksum,
+        } => {
+            out.extend_from_slice(b"\"wal_append_ok\"");
+            number(out, "in_reply_to", *in_reply_to);
+            number(out, "offset", *offset);
+            number(out, "length", u64::from(*length));
+            text_field(out, "checksum", checksum);
+        }
+        Reply::WalReadOk {
+            in_reply_to,
+            payload,
+            checksum_valid,
+            length,
+            checksum,
+        } => {
+            out.extend_from_slice(b"\"wal_read_ok\"");
+            number(out, "in_reply_to", *in_reply_to);
+            text_field(out, "payload", payload);
+            key(out, "checksum_valid");
+            out.extend_from_slice(if *checksum_valid { b"true" } else { b"false" });
+            number(out, "length", *length);
+            text_field(out, "checksum", checksum);
+        }
+        Reply::WalInfoOk {
+            in_reply_to,
+            entries,
+            total_bytes,
+            fsynced,
+            corrupt_entries,
+            first_offset,
+        } => {
+            out.extend_from_slice(b"\"wal_info_ok\"");
+            number(out, "in_reply_to", *in_reply_to);
+            number(out, "entries", *entries);
+            number(out, "total_bytes", *total_bytes);
+            key(out, "fsynced");
+            out.extend_from_slice(if *fsynced { b"true" } else { b"false" });
+            number(out, "corrupt_entries", *corrupt_entries);
+            number(out, "first_offset", *first_offset);
+        }
+        Reply::Error {
+            in_reply_to,
+            code,
+            text,
+        } => {
+            out.extend_from_slice(b"\"error\"");
+            if let Some(id) = in_reply_to {
+                number(out, "in_reply_to", *id);
+            }
+            number(out, "code", u64::from(*code));
+            text_field(out, "text", text);
+        }
+        _ => unreachable!("rare replies go through serde"),
+    }
+    number(out, "msg_id", msg_id);
+    out.extend_from_slice(b"}}\n");
+}
+
+/// The replies written by hand, one per request on the hot path.
+fn is_per_request(reply: &Reply) -> bool {
+    matches!(
+        reply,
+        Reply::InitOk { .. }
+            | Reply::WalAppendOk { .. }
+            | Reply::WalReadOk { .. }
+            | Reply::WalInfoOk { .. }
+            | Reply::Error { .. }
+    )
+}
+
+/// The reply as serde derives it: the specification `write_reply` matches
+/// byte for byte.
+fn write_via_serde(out: &mut Vec<u8>, src: &str, dest: &str, reply: &Reply, msg_id: u64) {
+    #[derive(Serialize)]
+    struct OutBody<'a> {
+        #[serde(flatten)]
+        reply: &'a Reply,
+        msg_id: u64,
+    }
+    #[derive(Serialize)]
+    struct OutMessage<'a> {
+        src: &'a str,
+        dest: &'a str,
+        body: OutBody<'a>,
+    }
     let message = OutMessage {
         src,
         dest,
@@ -527,6 +719,36 @@ pub fn write_reply(out: &mut Vec<u8>, src: &str, dest: &str, reply: &Reply, msg_
     };
     serde_json::to_writer(&mut *out, &message).expect("replies always serialize");
     out.push(b'\n');
+}
+
+/// `,"name":` (names are ours: plain ASCII, nothing to escape).
+fn key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+fn number(out: &mut Vec<u8>, name: &str, n: u64) {
+    key(out, name);
+    serde_json::to_writer(&mut *out, &n).expect("numbers always serialize");
+}
+
+fn text_field(out: &mut Vec<u8>, name: &str, s: &str) {
+    key(out, name);
+    string(out, s);
+}
+
+/// A JSON string, escaped exactly as serde_json escapes it. Most strings
+/// (node ids, checksums, plain payloads) need no escaping: copied as they are.
+fn string(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("strings always serialize");
+    }
 }
 
 #[cfg(test)]
@@ -552,6 +774,85 @@ mod tests {
             "{\"src\":\"n1\",\"dest\":\"c1\",\"body\":{\"type\":\"wal_append_ok\",\"in_reply_to\":2,\
              \"offset\":0,\"length\":8,\"checksum\":\"0a1b2c3d\",\"msg_id\":1}}\n"
         );
+    }
+
+    /// The reply as serde derives it: the specification `write_reply`
+    /// must match byte for byte.
+    fn reply_via_serde(src: &str, dest: &str, reply: &Reply, msg_id: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_via_serde(&mut out, src, dest, reply, msg_id);
+        out
+    }
+
+    #[test]
+    fn every_reply_is_written_as_serde_would_write_it() {
+        let awkward =
+            "quote \" backslash \\ tab \t nl \n nul \u{0} del \u{7f} é \u{2028} 🦀 </script>";
+        let replies = [
+            Reply::InitOk { in_reply_to: 0 },
+            Reply::WalAppendOk {
+                in_reply_to: u64::MAX,
+                offset: 12345678901,
+                length: u32::MAX,
+                checksum: "0a1b2c3d".into(),
+            },
+            Reply::WalReadOk {
+                in_reply_to: 7,
+                payload: awkward.into(),
+                checksum_valid: true,
+                length: 3,
+                checksum: "ffffffff".into(),
+            },
+            Reply::WalReadOk {
+                in_reply_to: 8,
+                payload: String::new(),
+                checksum_valid: false,
+                length: 0,
+                checksum: "00000000".into(),
+            },
+            Reply::WalInfoOk {
+                in_reply_to: 9,
+                entries: 1,
+                total_bytes: 16,
+                fsynced: true,
+                corrupt_entries: 0,
+                first_offset: 0,
+            },
+            Reply::WalInfoOk {
+                in_reply_to: 10,
+                entries: 0,
+                total_bytes: 0,
+                fsynced: false,
+                corrupt_entries: 2,
+                first_offset: u64::MAX,
+            },
+            Reply::FsyncBenchmarkOk {
+                in_reply_to: 11,
+                results: Strategy::ALL
+                    .iter()
+                    .map(|&s| BenchResult::new(s, 1234.5))
+                    .collect(),
+            },
+            Reply::FsyncBenchmarkOk {
+                in_reply_to: 12,
+                results: Vec::new(),
+            },
+            Reply::error(Some(13), Rejection::malformed(awkward)),
+            Reply::error(None, Rejection::new(ErrorCode::NotSupported, "")),
+        ];
+        for reply in &replies {
+            for (src, dest) in [("n1", "c1"), (awkward, ""), ("", awkward)] {
+                let mut out = b"earlier line\n".to_vec();
+                write_reply(&mut out, src, dest, reply, 42);
+                let mut expected = b"earlier line\n".to_vec();
+                expected.extend(reply_via_serde(src, dest, reply, 42));
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    String::from_utf8(expected).unwrap(),
+                    "{reply:?}"
+                );
+            }
+        }
     }
 
     #[test]
