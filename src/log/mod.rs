@@ -15,6 +15,7 @@ mod open;
 mod regular;
 pub mod sealed;
 pub mod segment;
+pub mod segment_file;
 mod store;
 
 use crate::frame::HEADER_LEN;

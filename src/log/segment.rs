@@ -8,13 +8,13 @@
 
 use super::error::{LogError, OpenError};
 use super::event::{Event, EventKind};
+use super::segment_file::SegmentFile;
 use crate::frame::{self, HEADER_LEN};
 use crate::index::Index;
 use crate::recovery::{self, Decision, Recover, ScanReport, Tail};
 use crate::repair::{self, Cut};
 use anyhow::Context;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// The file is kept this far ahead of the data, in zero-filled chunks, so a
@@ -52,8 +52,10 @@ impl Entry {
     }
 }
 
-pub struct Segment {
-    file: File,
+/// One segment file. `F` is `File` in the node; unit tests put a
+/// fault-injecting double under it (`segment_file::faulty`).
+pub struct Segment<F = File> {
+    file: F,
     /// Where the file lives; `None` for a private, unlinked one.
     path: Option<PathBuf>,
     /// Offset of this segment's first entry.
@@ -79,7 +81,7 @@ pub struct Segment {
     corrupt_entries: u64,
 }
 
-impl Segment {
+impl Segment<File> {
     /// Opens and replays one segment file on its own (a previous version's
     /// whole log, or a segment under test), locked, its first entry 0.
     pub fn open_file(
@@ -108,24 +110,6 @@ impl Segment {
             &mut events,
         )?;
         Ok((segment, cut, events))
-    }
-
-    /// A new, empty segment whose first entry will be `start`.
-    pub fn create(file: File, path: Option<PathBuf>, start: u64) -> Segment {
-        Segment {
-            file,
-            path,
-            start,
-            positions: Index::default(),
-            durable_entries: 0,
-            data_end: 0,
-            written_end: 0,
-            synced_end: 0,
-            allocated_end: 0,
-            pending: Vec::new(),
-            prealloc_retry_at: None,
-            corrupt_entries: 0,
-        }
     }
 
     /// Replays an existing segment file whose first entry is `start`,
@@ -193,9 +177,29 @@ impl Segment {
         };
         Ok((segment, cut, report))
     }
+}
+
+impl<F: SegmentFile> Segment<F> {
+    /// A new, empty segment whose first entry will be `start`.
+    pub fn create(file: F, path: Option<PathBuf>, start: u64) -> Segment<F> {
+        Segment {
+            file,
+            path,
+            start,
+            positions: Index::default(),
+            durable_entries: 0,
+            data_end: 0,
+            written_end: 0,
+            synced_end: 0,
+            allocated_end: 0,
+            pending: Vec::new(),
+            prealloc_retry_at: None,
+            corrupt_entries: 0,
+        }
+    }
 
     /// The file, once the segment is sealed and only read.
-    pub fn into_file(self) -> File {
+    pub fn into_file(self) -> F {
         self.file
     }
 
