@@ -245,11 +245,16 @@ impl<F: SegmentFile> Segment<F> {
         self.pending.is_empty() && self.synced_end == self.data_end
     }
 
+    /// The cursors' invariant, in one place.
+    fn cursors_in_order(&self) -> bool {
+        self.synced_end <= self.written_end
+            && self.written_end <= self.data_end
+            && self.written_end <= self.allocated_end
+    }
+
     fn check_cursors(&self) {
         debug_assert!(
-            self.synced_end <= self.written_end
-                && self.written_end <= self.data_end
-                && self.written_end <= self.allocated_end,
+            self.cursors_in_order(),
             "cursors out of order: synced {} written {} data {} allocated {}",
             self.synced_end,
             self.written_end,
@@ -456,3 +461,7 @@ fn cut_event(name: &str, report: &ScanReport, decision: Decision, cut: &Cut) -> 
         ),
     }
 }
+
+/// The failure paths, through a fault-injecting file.
+#[cfg(test)]
+mod tests;
