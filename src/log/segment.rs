@@ -72,7 +72,9 @@ pub struct Segment<F = File> {
     written_end: u64,
     /// End of the bytes known durable.
     synced_end: u64,
-    /// The file's size: zeros from `written_end` up to here.
+    /// The file's size, or more after a failure: zeros from `written_end`
+    /// up to at most here. Never less than the size, so `seal_data` cuts
+    /// every byte past the data.
     allocated_end: u64,
     pending: Vec<u8>,
     /// After a failed preallocation: the data size at which to try again.
@@ -289,8 +291,8 @@ impl<F: SegmentFile> Segment<F> {
             // Frames past the durable end may be on disk, whole or in part:
             // cut them off so no later frame ever lands after half a frame.
             self.written_end = self.synced_end;
-            self.allocated_end = self.synced_end;
             self.file.set_len(self.synced_end).map_err(LogError::Sync)?;
+            self.allocated_end = self.synced_end;
             self.file.sync_all().map_err(LogError::Sync)?;
         }
         self.check_cursors();
@@ -383,8 +385,10 @@ impl<F: SegmentFile> Segment<F> {
             let n = (target - at).min(zeros.len() as u64) as usize;
             if let Err(e) = self.file.write_all_at(&zeros[..n], at) {
                 if self.file.set_len(self.allocated_end).is_err() {
-                    // Zeros past the data are end of log: harmless if they stay.
-                    self.allocated_end = at;
+                    // Zeros past the data are end of log: harmless if they
+                    // stay. Any of them up to `target` may have reached the
+                    // file, so sealing must cut up to there.
+                    self.allocated_end = target;
                 }
                 self.prealloc_retry_at = Some(self.data_end + PREALLOC_CHUNK);
                 events.push(Event::new(
@@ -398,8 +402,9 @@ impl<F: SegmentFile> Segment<F> {
             }
             at += n as u64;
         }
-        self.file.sync_data().map_err(LogError::Sync)?;
+        // Written, synced or not: the file is this long now.
         self.allocated_end = target;
+        self.file.sync_data().map_err(LogError::Sync)?;
         self.prealloc_retry_at = None;
         Ok(())
     }

@@ -133,6 +133,19 @@ fn a_failed_sync_is_indefinite_and_not_durable() {
 }
 
 #[test]
+fn a_failed_rollback_truncate_is_a_sync_failure() {
+    let (mut seg, faults) = durable(&["one"]);
+    seg.append(b"two");
+    faults.short_write(1, 3);
+    seg.commit().unwrap_err();
+    faults.fail_set_len(1);
+    let err = seg.rollback().unwrap_err();
+    assert!(matches!(err, LogError::Sync(_)), "{err}");
+    assert!(!err.is_definite());
+    assert_sound(&seg, &faults);
+}
+
+#[test]
 fn a_failed_sync_after_the_rollback_truncate_is_a_sync_failure() {
     let (mut seg, faults) = durable(&["one"]);
     seg.append(b"two");
@@ -176,6 +189,38 @@ fn a_failed_preallocation_puts_the_file_back_and_appends_still_work() {
         assert_reads(&mut seg, &["one", "two"]);
         assert_sound(&seg, &faults);
     }
+}
+
+#[test]
+fn a_preallocation_that_cannot_be_put_back_still_seals_exactly() {
+    let (mut seg, faults) = durable(&["one"]);
+    // Some zeros reach the file, then neither the write nor the cut back
+    // succeeds: the file is longer than the data by an unknown amount.
+    faults.short_write(1, 100);
+    faults.fail_set_len(1);
+    let mut events = Vec::new();
+    seg.extend_ahead(SMALL_LIMIT, &mut events).unwrap();
+    assert_eq!(events[0].kind, EventKind::PreallocFailed);
+    assert_sound(&seg, &faults);
+
+    // Sealing must still leave exactly the frames, as the index will say.
+    seg.append(b"two");
+    seg.seal_data().unwrap();
+    assert_eq!(faults.on_disk(), frames(&["one", "two"]));
+    assert_sound(&seg, &faults);
+}
+
+#[test]
+fn a_failed_preallocation_sync_is_indefinite() {
+    let (mut seg, faults) = durable(&["one"]);
+    faults.fail_sync(1);
+    let err = seg.extend_ahead(SMALL_LIMIT, &mut Vec::new()).unwrap_err();
+    assert!(
+        matches!(err, LogError::Sync(_)) && !err.is_definite(),
+        "{err}"
+    );
+    // The zeros were written, synced or not: the file is that long.
+    assert_sound(&seg, &faults);
 }
 
 #[test]
