@@ -79,6 +79,9 @@ pub struct Segment<F = File> {
     pending: Vec<u8>,
     /// After a failed preallocation: the data size at which to try again.
     prealloc_retry_at: Option<u64>,
+    /// A sync or a rollback's truncate failed: what is on disk past
+    /// `synced_end` is unknown for good, so nothing more is made durable.
+    disk_unknown: bool,
     /// Entries replay found failing their checksum.
     corrupt_entries: u64,
 }
@@ -175,6 +178,7 @@ impl Segment<File> {
             allocated_end,
             pending: Vec::new(),
             prealloc_retry_at: None,
+            disk_unknown: false,
             corrupt_entries: report.corrupt_entries,
         };
         Ok((segment, cut, report))
@@ -196,6 +200,7 @@ impl<F: SegmentFile> Segment<F> {
             allocated_end: 0,
             pending: Vec::new(),
             prealloc_retry_at: None,
+            disk_unknown: false,
             corrupt_entries: 0,
         }
     }
@@ -291,9 +296,13 @@ impl<F: SegmentFile> Segment<F> {
             // Frames past the durable end may be on disk, whole or in part:
             // cut them off so no later frame ever lands after half a frame.
             self.written_end = self.synced_end;
-            self.file.set_len(self.synced_end).map_err(LogError::Sync)?;
+            if let Err(e) = self.file.set_len(self.synced_end) {
+                // Half a frame may stay: no frame may ever follow it.
+                self.disk_unknown = true;
+                return Err(LogError::Sync(e));
+            }
             self.allocated_end = self.synced_end;
-            self.file.sync_all().map_err(LogError::Sync)?;
+            self.sync(Flush::All)?;
         }
         self.check_cursors();
         Ok(self.end())
@@ -322,7 +331,7 @@ impl<F: SegmentFile> Segment<F> {
     pub fn commit(&mut self) -> Result<(), LogError> {
         self.write_pending()?;
         if self.synced_end < self.written_end {
-            self.file.sync_data().map_err(LogError::Sync)?;
+            self.sync(Flush::Data)?;
             self.synced_end = self.written_end;
         }
         self.durable_entries = self.positions.len();
@@ -337,10 +346,30 @@ impl<F: SegmentFile> Segment<F> {
             self.file.set_len(self.data_end).map_err(LogError::Write)?;
             self.allocated_end = self.data_end;
             // The size changed: a full fsync, not fdatasync.
-            self.file.sync_all().map_err(LogError::Sync)?;
+            self.sync(Flush::All)?;
             self.synced_end = self.data_end;
         }
         self.commit()
+    }
+
+    /// Every sync of the segment goes through here. After one has failed,
+    /// the kernel may have dropped the dirty pages, so a later sync that
+    /// succeeds proves nothing (PostgreSQL's "fsyncgate"): none is tried.
+    fn sync(&mut self, flush: Flush) -> Result<(), LogError> {
+        if self.disk_unknown {
+            return Err(LogError::Sync(std::io::Error::other(
+                "an earlier fsync or truncation of this segment failed: nothing written \
+                 since can be made durable",
+            )));
+        }
+        let result = match flush {
+            Flush::Data => self.file.sync_data(),
+            Flush::All => self.file.sync_all(),
+        };
+        result.map_err(|e| {
+            self.disk_unknown = true;
+            LogError::Sync(e)
+        })
     }
 
     /// Reads entry `offset` from the file, recomputing its CRC. `Ok(None)`
@@ -404,10 +433,19 @@ impl<F: SegmentFile> Segment<F> {
         }
         // Written, synced or not: the file is this long now.
         self.allocated_end = target;
-        self.file.sync_data().map_err(LogError::Sync)?;
+        self.sync(Flush::Data)?;
         self.prealloc_retry_at = None;
         Ok(())
     }
+}
+
+/// What a sync must cover.
+#[derive(Clone, Copy)]
+enum Flush {
+    /// `fdatasync`: the data, and the size if it grew.
+    Data,
+    /// `fsync`: the size too, after the file was cut.
+    All,
 }
 
 fn display(path: Option<&Path>) -> String {

@@ -133,6 +133,25 @@ fn a_failed_sync_is_indefinite_and_not_durable() {
 }
 
 #[test]
+fn after_a_failed_sync_no_sync_is_tried_and_nothing_is_durable() {
+    let (mut seg, faults) = durable(&["one"]);
+    seg.append(b"two");
+    faults.fail_sync(1);
+    seg.commit().unwrap_err();
+    // The kernel may have dropped the unsynced pages: a later sync that
+    // succeeds proves nothing, so none is made and none reports success.
+    let syncs = faults.calls().syncs;
+    let err = seg.commit().unwrap_err();
+    assert!(matches!(err, LogError::Sync(_)), "{err}");
+    seg.append(b"three");
+    assert!(matches!(seg.commit(), Err(LogError::Sync(_))));
+    assert!(matches!(seg.seal_data(), Err(LogError::Sync(_))));
+    assert_eq!(faults.calls().syncs, syncs, "a sync was retried");
+    assert!(!seg.all_durable());
+    assert_sound(&seg, &faults);
+}
+
+#[test]
 fn a_failed_rollback_truncate_is_a_sync_failure() {
     let (mut seg, faults) = durable(&["one"]);
     seg.append(b"two");
@@ -143,6 +162,10 @@ fn a_failed_rollback_truncate_is_a_sync_failure() {
     assert!(matches!(err, LogError::Sync(_)), "{err}");
     assert!(!err.is_definite());
     assert_sound(&seg, &faults);
+    // Half a frame may still be there: nothing after it is ever durable.
+    seg.append(b"three");
+    assert!(matches!(seg.commit(), Err(LogError::Sync(_))));
+    assert!(!seg.all_durable());
 }
 
 #[test]
