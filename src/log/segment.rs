@@ -79,6 +79,9 @@ pub struct Segment<F = File> {
     pending: Vec<u8>,
     /// After a failed preallocation: the data size at which to try again.
     prealloc_retry_at: Option<u64>,
+    /// A write failed: part of the batch may be on disk, so only a
+    /// rollback may come next.
+    write_failed: bool,
     /// A sync or a rollback's truncate failed: what is on disk past
     /// `synced_end` is unknown for good, so nothing more is made durable.
     disk_unknown: bool,
@@ -178,6 +181,7 @@ impl Segment<File> {
             allocated_end,
             pending: Vec::new(),
             prealloc_retry_at: None,
+            write_failed: false,
             disk_unknown: false,
             corrupt_entries: report.corrupt_entries,
         };
@@ -200,6 +204,7 @@ impl<F: SegmentFile> Segment<F> {
             allocated_end: 0,
             pending: Vec::new(),
             prealloc_retry_at: None,
+            write_failed: false,
             disk_unknown: false,
             corrupt_entries: 0,
         }
@@ -291,6 +296,8 @@ impl<F: SegmentFile> Segment<F> {
     pub fn rollback(&mut self) -> Result<u64, LogError> {
         self.positions.truncate(self.durable_entries);
         self.pending.clear();
+        // From here a failed truncate or sync is `disk_unknown`'s to stop.
+        self.write_failed = false;
         self.data_end = self.synced_end;
         if self.written_end > self.synced_end {
             // Frames past the durable end may be on disk, whole or in part:
@@ -310,6 +317,12 @@ impl<F: SegmentFile> Segment<F> {
 
     /// Writes the pending frames to the file (not yet synced).
     pub fn write_pending(&mut self) -> Result<(), LogError> {
+        if self.write_failed {
+            // Written again, the batch would land after part of itself.
+            return Err(LogError::Write(std::io::Error::other(
+                "an earlier write to this segment failed and was not rolled back",
+            )));
+        }
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -321,7 +334,10 @@ impl<F: SegmentFile> Segment<F> {
         // it as written so `rollback` cuts it off.
         self.written_end = end;
         self.allocated_end = self.allocated_end.max(end);
-        result.map_err(LogError::Write)?;
+        if let Err(e) = result {
+            self.write_failed = true;
+            return Err(LogError::Write(e));
+        }
         self.pending.clear();
         self.check_cursors();
         Ok(())

@@ -89,6 +89,32 @@ fn a_failed_write_rolls_back_to_the_durable_end() {
 }
 
 #[test]
+fn after_a_failed_write_nothing_is_written_until_rollback() {
+    let (mut seg, faults) = durable(&["one"]);
+    seg.append(b"two");
+    faults.short_write(1, 5);
+    seg.commit().unwrap_err();
+    // The batch's place on disk holds part of it: writing it again
+    // anywhere, or committing, would put frames after half a frame.
+    let writes = faults.calls().writes;
+    let err = seg.commit().unwrap_err();
+    assert!(
+        matches!(err, LogError::Write(_)) && err.is_definite(),
+        "{err}"
+    );
+    assert!(matches!(seg.seal_data(), Err(LogError::Write(_))));
+    assert_eq!(faults.calls().writes, writes, "written again");
+    assert!(!seg.all_durable());
+    assert_sound(&seg, &faults);
+
+    assert_eq!(seg.rollback().unwrap(), 1);
+    seg.append(b"three");
+    seg.commit().unwrap();
+    assert_eq!(faults.on_disk(), frames(&["one", "three"]));
+    assert_sound(&seg, &faults);
+}
+
+#[test]
 fn a_short_write_is_cut_by_rollback_at_every_length() {
     let batch = frames(&["second entry", "third"]);
     for kept in 1..batch.len() {
