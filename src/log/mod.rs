@@ -15,6 +15,7 @@ mod open;
 mod regular;
 pub mod sealed;
 pub mod segment;
+pub mod segment_file;
 pub mod snapshot;
 pub mod store;
 

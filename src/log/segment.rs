@@ -8,13 +8,13 @@
 
 use super::error::{LogError, OpenError};
 use super::event::{Event, EventKind};
+use super::segment_file::SegmentFile;
 use crate::frame::{self, HEADER_LEN};
 use crate::index::Index;
 use crate::recovery::{self, Decision, Recover, ScanReport, Tail};
 use crate::repair::{self, Cut};
 use anyhow::Context;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// The file is kept this far ahead of the data, in zero-filled chunks, so a
@@ -52,8 +52,10 @@ impl Entry {
     }
 }
 
-pub struct Segment {
-    file: File,
+/// One segment file. `F` is `File` in the node; unit tests put a
+/// fault-injecting double under it (`segment_file::faulty`).
+pub struct Segment<F = File> {
+    file: F,
     /// Where the file lives; `None` for a private, unlinked one.
     path: Option<PathBuf>,
     /// Offset of this segment's first entry.
@@ -70,16 +72,24 @@ pub struct Segment {
     written_end: u64,
     /// End of the bytes known durable.
     synced_end: u64,
-    /// The file's size: zeros from `written_end` up to here.
+    /// The file's size, or more after a failure: zeros from `written_end`
+    /// up to at most here. Never less than the size, so `seal_data` cuts
+    /// every byte past the data.
     allocated_end: u64,
     pending: Vec<u8>,
     /// After a failed preallocation: the data size at which to try again.
     prealloc_retry_at: Option<u64>,
+    /// A write failed: part of the batch may be on disk, so only a
+    /// rollback may come next.
+    write_failed: bool,
+    /// A sync or a rollback's truncate failed: what is on disk past
+    /// `synced_end` is unknown for good, so nothing more is made durable.
+    disk_unknown: bool,
     /// Entries replay found failing their checksum.
     corrupt_entries: u64,
 }
 
-impl Segment {
+impl Segment<File> {
     /// Opens and replays one segment file on its own (a previous version's
     /// whole log, or a segment under test), locked, its first entry 0.
     pub fn open_file(
@@ -108,24 +118,6 @@ impl Segment {
             &mut events,
         )?;
         Ok((segment, cut, events))
-    }
-
-    /// A new, empty segment whose first entry will be `start`.
-    pub fn create(file: File, path: Option<PathBuf>, start: u64) -> Segment {
-        Segment {
-            file,
-            path,
-            start,
-            positions: Index::default(),
-            durable_entries: 0,
-            data_end: 0,
-            written_end: 0,
-            synced_end: 0,
-            allocated_end: 0,
-            pending: Vec::new(),
-            prealloc_retry_at: None,
-            corrupt_entries: 0,
-        }
     }
 
     /// Replays an existing segment file whose first entry is `start`,
@@ -189,13 +181,37 @@ impl Segment {
             allocated_end,
             pending: Vec::new(),
             prealloc_retry_at: None,
+            write_failed: false,
+            disk_unknown: false,
             corrupt_entries: report.corrupt_entries,
         };
         Ok((segment, cut, report))
     }
+}
+
+impl<F: SegmentFile> Segment<F> {
+    /// A new, empty segment whose first entry will be `start`.
+    pub fn create(file: F, path: Option<PathBuf>, start: u64) -> Segment<F> {
+        Segment {
+            file,
+            path,
+            start,
+            positions: Index::default(),
+            durable_entries: 0,
+            data_end: 0,
+            written_end: 0,
+            synced_end: 0,
+            allocated_end: 0,
+            pending: Vec::new(),
+            prealloc_retry_at: None,
+            write_failed: false,
+            disk_unknown: false,
+            corrupt_entries: 0,
+        }
+    }
 
     /// The file, once the segment is sealed and only read.
-    pub fn into_file(self) -> File {
+    pub fn into_file(self) -> F {
         self.file
     }
 
@@ -246,11 +262,16 @@ impl Segment {
         self.pending.is_empty() && self.synced_end == self.data_end
     }
 
+    /// The cursors' invariant, in one place.
+    fn cursors_in_order(&self) -> bool {
+        self.synced_end <= self.written_end
+            && self.written_end <= self.data_end
+            && self.written_end <= self.allocated_end
+    }
+
     fn check_cursors(&self) {
         debug_assert!(
-            self.synced_end <= self.written_end
-                && self.written_end <= self.data_end
-                && self.written_end <= self.allocated_end,
+            self.cursors_in_order(),
             "cursors out of order: synced {} written {} data {} allocated {}",
             self.synced_end,
             self.written_end,
@@ -280,14 +301,20 @@ impl Segment {
     pub fn rollback(&mut self) -> Result<u64, LogError> {
         self.positions.truncate(self.durable_entries);
         self.pending.clear();
+        // From here a failed truncate or sync is `disk_unknown`'s to stop.
+        self.write_failed = false;
         self.data_end = self.synced_end;
         if self.written_end > self.synced_end {
             // Frames past the durable end may be on disk, whole or in part:
             // cut them off so no later frame ever lands after half a frame.
             self.written_end = self.synced_end;
+            if let Err(e) = self.file.set_len(self.synced_end) {
+                // Half a frame may stay: no frame may ever follow it.
+                self.disk_unknown = true;
+                return Err(LogError::Sync(e));
+            }
             self.allocated_end = self.synced_end;
-            self.file.set_len(self.synced_end).map_err(LogError::Sync)?;
-            self.file.sync_all().map_err(LogError::Sync)?;
+            self.sync(Flush::All)?;
         }
         self.check_cursors();
         Ok(self.end())
@@ -295,6 +322,12 @@ impl Segment {
 
     /// Writes the pending frames to the file (not yet synced).
     pub fn write_pending(&mut self) -> Result<(), LogError> {
+        if self.write_failed {
+            // Written again, the batch would land after part of itself.
+            return Err(LogError::Write(std::io::Error::other(
+                "an earlier write to this segment failed and was not rolled back",
+            )));
+        }
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -306,7 +339,10 @@ impl Segment {
         // it as written so `rollback` cuts it off.
         self.written_end = end;
         self.allocated_end = self.allocated_end.max(end);
-        result.map_err(LogError::Write)?;
+        if let Err(e) = result {
+            self.write_failed = true;
+            return Err(LogError::Write(e));
+        }
         self.pending.clear();
         self.check_cursors();
         Ok(())
@@ -316,7 +352,7 @@ impl Segment {
     pub fn commit(&mut self) -> Result<(), LogError> {
         self.write_pending()?;
         if self.synced_end < self.written_end {
-            self.file.sync_data().map_err(LogError::Sync)?;
+            self.sync(Flush::Data)?;
             self.synced_end = self.written_end;
         }
         self.durable_entries = self.positions.len();
@@ -331,10 +367,30 @@ impl Segment {
             self.file.set_len(self.data_end).map_err(LogError::Write)?;
             self.allocated_end = self.data_end;
             // The size changed: a full fsync, not fdatasync.
-            self.file.sync_all().map_err(LogError::Sync)?;
+            self.sync(Flush::All)?;
             self.synced_end = self.data_end;
         }
         self.commit()
+    }
+
+    /// Every sync of the segment goes through here. After one has failed,
+    /// the kernel may have dropped the dirty pages, so a later sync that
+    /// succeeds proves nothing (PostgreSQL's "fsyncgate"): none is tried.
+    fn sync(&mut self, flush: Flush) -> Result<(), LogError> {
+        if self.disk_unknown {
+            return Err(LogError::Sync(std::io::Error::other(
+                "an earlier fsync or truncation of this segment failed: nothing written \
+                 since can be made durable",
+            )));
+        }
+        let result = match flush {
+            Flush::Data => self.file.sync_data(),
+            Flush::All => self.file.sync_all(),
+        };
+        result.map_err(|e| {
+            self.disk_unknown = true;
+            LogError::Sync(e)
+        })
     }
 
     /// Reads entry `offset` from the file, recomputing its CRC. `Ok(None)`
@@ -379,8 +435,10 @@ impl Segment {
             let n = (target - at).min(zeros.len() as u64) as usize;
             if let Err(e) = self.file.write_all_at(&zeros[..n], at) {
                 if self.file.set_len(self.allocated_end).is_err() {
-                    // Zeros past the data are end of log: harmless if they stay.
-                    self.allocated_end = at;
+                    // Zeros past the data are end of log: harmless if they
+                    // stay. Any of them up to `target` may have reached the
+                    // file, so sealing must cut up to there.
+                    self.allocated_end = target;
                 }
                 self.prealloc_retry_at = Some(self.data_end + PREALLOC_CHUNK);
                 events.push(Event::new(
@@ -394,11 +452,21 @@ impl Segment {
             }
             at += n as u64;
         }
-        self.file.sync_data().map_err(LogError::Sync)?;
+        // Written, synced or not: the file is this long now.
         self.allocated_end = target;
+        self.sync(Flush::Data)?;
         self.prealloc_retry_at = None;
         Ok(())
     }
+}
+
+/// What a sync must cover.
+#[derive(Clone, Copy)]
+enum Flush {
+    /// `fdatasync`: the data, and the size if it grew.
+    Data,
+    /// `fsync`: the size too, after the file was cut.
+    All,
 }
 
 fn display(path: Option<&Path>) -> String {
@@ -457,3 +525,7 @@ fn cut_event(name: &str, report: &ScanReport, decision: Decision, cut: &Cut) -> 
         ),
     }
 }
+
+/// The failure paths, through a fault-injecting file.
+#[cfg(test)]
+mod tests;
