@@ -1,4 +1,5 @@
-//! `cargo bench --bench wal`: the group-commit benchmark of issue 4.
+//! `cargo bench --bench wal`: the group-commit benchmark of issue 4 and the
+//! segmented log's open and memory rows of issue 9.
 //!
 //! Prints one markdown table; every row is measured in this run, in one
 //! temporary directory under `target/tmp` (the crate's own filesystem, not a
@@ -20,6 +21,11 @@
 //!   is 1 GiB, vs a raw sequential read, both warm. Only the active segment
 //!   is ever replayed.
 //! - memory: the node's VmHWM after 1,000,000 pipelined appends.
+//! - open (node), open (Log::open), open (node) cold: opening a log of at
+//!   least 10 GiB in sealed segments vs an empty log, alternating rounds
+//!   (`support/big_log.rs`; `WAL_BENCH_BIG_GIB=N` sizes it, 0 skips it).
+//! - memory after open: the node's VmHWM after opening that log, appending
+//!   and reading across its segments.
 //!
 //! Under the table: the spread of each compared row's per-round ratio
 //! (rounds alternate, so a round's ratio is measured side by side), the
@@ -87,17 +93,20 @@ fn main() {
 
     println!("{}", machine_description(dir.path()));
     let mut table = Table::default();
-    let spreads = [
+    let mut spreads = vec![
         closed_loop_rows(dir.path(), &mut table),
         pipelined_row(dir.path(), &mut table),
         replay_row(dir.path(), &mut table),
     ];
     memory_row(dir.path(), &mut table);
+    let big = support::big_log::rows(NODE, dir.path(), &mut table);
+    spreads.extend(big.spreads);
     println!("{table}");
     println!(
         "Closed-loop rows: {CLOSED_LOOP} appends of {PAYLOAD} B per run after {WARMUP} untimed, \
          best of {ROUNDS} alternating rounds; pipelined: best of {PIPELINED_ROUNDS}; \
-         active-segment replay: best of {REPLAY_ROUNDS}."
+         active-segment replay: best of {REPLAY_ROUNDS}. {}",
+        big.note
     );
     println!(
         "Spread across rounds (min–max of each round's own ratio): {}.",

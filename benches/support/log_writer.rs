@@ -5,11 +5,14 @@
 //! Building a 10 GiB log through the node takes minutes (about 77,000
 //! appends of 1000 B a second here, and it writes the preallocated zeros
 //! before the frames); this writes each byte once, with the library's own
-//! encoders.
+//! encoders. `check_against_node` proves the result is byte for byte what
+//! the node writes for the same appends.
 
+use super::client::{Peer, append_line, init_line};
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::process::Command;
 use wal_node::frame;
 use wal_node::log::index_file;
 use wal_node::log::meta::Meta;
@@ -128,4 +131,65 @@ pub fn write_log(
         .and_then(|d| d.sync_all())
         .expect("syncing the log directory");
     written
+}
+
+/// Runs the node with `--max-segment-bytes 65536` for 196 appends (three
+/// rolls) and `write_log` for the same payloads, and panics unless every
+/// file is the same, byte for byte (the node's active segment may go on
+/// with preallocated zeros).
+pub fn check_against_node(node: &str, dir: &Path, payload_len: usize) {
+    const MAX: u64 = 64 << 10;
+    let per_segment = MAX / (frame::HEADER_LEN + payload_len) as u64;
+    let entries = 3 * per_segment + 1;
+    let by_node = dir.join("writer-check-node");
+    let mut cmd = Command::new(node);
+    cmd.arg("--dir")
+        .arg(&by_node)
+        .arg("--max-segment-bytes")
+        .arg(MAX.to_string());
+    let mut peer = Peer::spawn(&mut cmd, dir, "writer-check");
+    peer.call(init_line().as_bytes());
+    let mut body = Vec::new();
+    for i in 0..entries {
+        numbered_payload(i, payload_len, &mut body);
+        let mut line = Vec::new();
+        append_line(&mut line, i + 1, std::str::from_utf8(&body).expect("ASCII"));
+        peer.call_append(&line);
+    }
+    peer.finish();
+    let by_writer = dir.join("writer-check-writer");
+    let written = write_log(&by_writer, MAX, entries, |i, out| {
+        numbered_payload(i, payload_len, out)
+    });
+    assert_eq!(written.sealed_segments, 3, "the check crosses three rolls");
+    let (node_log, writer_log) = (by_node.join("n1"), by_writer);
+    let names = |d: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .expect("listing a log")
+            .map(|e| e.expect("a directory entry").file_name().into_string())
+            .map(|n| n.expect("a UTF-8 name"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&node_log), names(&writer_log), "the same files");
+    for name in names(&writer_log) {
+        let ours = std::fs::read(writer_log.join(&name)).expect("reading a file");
+        let theirs = std::fs::read(node_log.join(&name)).expect("reading a file");
+        let same = theirs.starts_with(&ours)
+            && (theirs.len() == ours.len()
+                || (name == names::segment(written.active_start)
+                    && theirs[ours.len()..].iter().all(|&b| b == 0)));
+        assert!(
+            same,
+            "{name}: the bench's log writer and the node disagree ({} vs {} bytes)",
+            ours.len(),
+            theirs.len()
+        );
+    }
+    std::fs::remove_dir_all(&by_node).expect("removing the check's logs");
+    std::fs::remove_dir_all(&writer_log).expect("removing the check's logs");
+    eprintln!(
+        "log writer: byte for byte what the node writes ({entries} appends, 3 rolls at {MAX} B)"
+    );
 }
