@@ -13,6 +13,7 @@ use super::client::{Peer, append_line, bare_request, init_line, reply_body, wal_
 use super::disk;
 use super::log_writer::{self, numbered_payload};
 use super::report::{Row, Table, count, median, mib, ms, spread};
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -187,6 +188,7 @@ pub fn rows(node: &str, dir: &Path, table: &mut Table) -> Notes {
              page cache warm (the log was just written)"
         ),
     ));
+    unpreallocated_row(node, dir, &empty, zeros, table);
     let in_process = Rounds::run(WARM_ROUNDS, &big, &empty, open_in_process);
     spreads.push(in_process.push_row(
         table,
@@ -306,6 +308,33 @@ fn node_init(node: &str, dir: &Path, log: &TestLog) -> Duration {
     expect_type(&reply_body(reply), "init_ok");
     peer.finish();
     elapsed
+}
+
+/// A reference row: the empty log's `init` with its active segment cut to
+/// 0 bytes before each open, so replay finds no preallocated zeros to read
+/// (the node preallocates them again after `init`, for the next round).
+fn unpreallocated_row(node: &str, dir: &Path, empty: &TestLog, zeros: u64, table: &mut Table) {
+    let segment = empty.dir().join(names::segment(0));
+    let times: Vec<Duration> = (0..WARM_ROUNDS)
+        .map(|_| {
+            OpenOptions::new()
+                .write(true)
+                .open(&segment)
+                .and_then(|f| f.set_len(0))
+                .expect("cutting the empty log's segment to 0 bytes");
+            node_init(node, dir, empty)
+        })
+        .collect();
+    table.push(Row::reference(
+        "open (node), empty, no zeros",
+        &format!(
+            "the same init on the empty log with its active segment cut to 0 bytes before each \
+             open: the difference from the empty log's time above is replay reading the {} of \
+             preallocated zeros",
+            mib(zeros)
+        ),
+        format!("{} (median of {WARM_ROUNDS} rounds)", ms(median(&times))),
+    ));
 }
 
 /// Time of `Log::open` in this process; checks what it opened.
