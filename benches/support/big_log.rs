@@ -25,10 +25,11 @@ const SIZE_ENV: &str = "WAL_BENCH_BIG_GIB";
 const DEFAULT_GIB: u64 = 10;
 const PAYLOAD: usize = 1000;
 /// Alternating rounds of the warm open rows (odd, so the median is one
-/// round's time).
-const WARM_ROUNDS: usize = 9;
+/// round's time). A round takes tens of milliseconds; many rounds keep the
+/// median steady while other processes share the machine.
+const WARM_ROUNDS: usize = 21;
 /// Each cold round drops the whole machine's page cache twice.
-const COLD_ROUNDS: usize = 3;
+const COLD_ROUNDS: usize = 5;
 const APPENDS: u64 = 10_000;
 /// Appends written at once; their replies fit in the pipe back, so writing
 /// the next chunk never waits on a reader.
