@@ -1,4 +1,5 @@
-//! `cargo bench --bench wal`: the group-commit benchmark of issue 4.
+//! `cargo bench --bench wal`: the group-commit benchmark of issue 4 and the
+//! segmented log's open and memory rows of issue 9.
 //!
 //! Prints one markdown table; every row is measured in this run, in one
 //! temporary directory under `target/tmp` (the crate's own filesystem, not a
@@ -16,8 +17,15 @@
 //!   best round of each is kept.
 //! - pipelined: 100,000 appends written at once, default batching vs
 //!   `--max-batch 1`; syncs per append counted under `strace` in a separate run.
-//! - replay: `Wal::open` of a 1 GiB log vs a raw sequential read, both warm.
+//! - active-segment replay: `Log::open` of a log whose one (active) segment
+//!   is 1 GiB, vs a raw sequential read, both warm. Only the active segment
+//!   is ever replayed.
 //! - memory: the node's VmHWM after 1,000,000 pipelined appends.
+//! - open (node), open (Log::open), open (node) cold: opening a log of at
+//!   least 10 GiB in sealed segments vs an empty log, alternating rounds
+//!   (`support/big_log.rs`; `WAL_BENCH_BIG_GIB=N` sizes it, 0 skips it).
+//! - memory after open: the node's VmHWM after opening that log, appending
+//!   and reading across its segments.
 //!
 //! Under the table: the spread of each compared row's per-round ratio
 //! (rounds alternate, so a round's ratio is measured side by side), the
@@ -33,9 +41,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::client::{Peer, append_line, init_line};
 use support::disk;
+use support::log_writer;
 use support::report::{Row, Table, count, machine_description, mib, spread};
 use wal_node::frame;
-use wal_node::log::{Options, Recover, Segment};
+use wal_node::log::{Log, MAX_SEGMENT_BYTES, Options, Recover, names};
 
 /// The node binary cargo built for this bench (target/release/wal-node).
 const NODE: &str = env!("CARGO_BIN_EXE_wal-node");
@@ -84,27 +93,31 @@ fn main() {
 
     println!("{}", machine_description(dir.path()));
     let mut table = Table::default();
-    let spreads = [
+    let mut spreads = vec![
         closed_loop_rows(dir.path(), &mut table),
         pipelined_row(dir.path(), &mut table),
         replay_row(dir.path(), &mut table),
     ];
     memory_row(dir.path(), &mut table);
+    let big = support::big_log::rows(NODE, dir.path(), &mut table);
+    spreads.extend(big.spreads);
     println!("{table}");
     println!(
         "Closed-loop rows: {CLOSED_LOOP} appends of {PAYLOAD} B per run after {WARMUP} untimed, \
-         best of {ROUNDS} alternating rounds; pipelined: best of {PIPELINED_ROUNDS}; replay: best \
-         of {REPLAY_ROUNDS}."
+         best of {ROUNDS} alternating rounds; pipelined: best of {PIPELINED_ROUNDS}; \
+         active-segment replay: best of {REPLAY_ROUNDS}. {}",
+        big.note
     );
     println!(
         "Spread across rounds (min–max of each round's own ratio): {}.",
         spreads.join("; ")
     );
     println!(
-        "Total bench time {:.0} s. Disk space: at most {} allocated at once in the bench \
-         directory.",
+        "Total bench time {:.0} s. Disk space: at most {} ({:.1} GiB) allocated at once in the \
+         bench directory, all removed at the end.",
         started.elapsed().as_secs_f64(),
-        mib(disk::peak())
+        mib(disk::peak()),
+        disk::peak() as f64 / (1u64 << 30) as f64
     );
 }
 
@@ -426,13 +439,17 @@ fn count_syncs(dir: &Path) -> Option<u64> {
 }
 
 // ---------------------------------------------------------------------------
-// Replay.
+// Active-segment replay.
 
 /// Returns the spread of the per-round ratio of replay to a raw read.
 fn replay_row(dir: &Path, table: &mut Table) -> String {
-    let path = dir.join("replay.wal");
-    eprintln!("replay: writing a {} MiB log...", REPLAY_FILE_BYTES >> 20);
-    let entries = write_replay_log(&path);
+    let log_dir = dir.join("replay");
+    eprintln!(
+        "replay: writing a {} MiB active segment...",
+        REPLAY_FILE_BYTES >> 20
+    );
+    let entries = write_replay_log(&log_dir);
+    let path = log_dir.join(names::segment(0));
     disk::sample(dir);
     let opts = Options {
         max_entry_bytes: frame::DEFAULT_MAX_ENTRY_BYTES,
@@ -444,21 +461,25 @@ fn replay_row(dir: &Path, table: &mut Table) -> String {
     for round in 0..REPLAY_ROUNDS {
         raw.push(raw_read(&path));
         let start = Instant::now();
-        let (wal, cut, _) =
-            Segment::open_file(&path, opts).unwrap_or_else(|e| panic!("replay failed: {e}"));
+        let mut log = Log::open(&log_dir, opts).unwrap_or_else(|e| panic!("replay failed: {e}"));
         let elapsed = start.elapsed();
-        assert_eq!(wal.entries(), entries, "replay found every entry");
-        assert!(cut.is_none(), "replay cut nothing");
-        drop(wal);
+        assert_eq!(log.entries(), entries, "replay found every entry");
+        assert_eq!(log.segments().len(), 1, "one segment, the active one");
+        let events = log.take_events();
+        assert!(
+            events.is_empty(),
+            "replay cut or reported nothing: {events:?}"
+        );
+        drop(log);
         replay.push(elapsed);
         eprintln!(
-            "replay round {}: raw read {:.3} s, Wal::open {:.3} s",
+            "replay round {}: raw read {:.3} s, Log::open {:.3} s",
             round + 1,
             raw[round].as_secs_f64(),
             elapsed.as_secs_f64()
         );
     }
-    std::fs::remove_file(&path).expect("removing the replay log");
+    std::fs::remove_dir_all(&log_dir).expect("removing the replay log");
     // Replay's speed over the raw read's: the raw read's time over replay's.
     let per_round: Vec<f64> = raw
         .iter()
@@ -470,9 +491,10 @@ fn replay_row(dir: &Path, table: &mut Table) -> String {
     let mb_s = |d: Duration| REPLAY_FILE_BYTES as f64 / 1e6 / d.as_secs_f64();
     let ratio = mb_s(replay) / mb_s(raw);
     table.push(Row::checked(
-        "replay",
-        "Wal::open of a 1 GiB log (1000 B payloads + zero tail) vs a raw sequential read in \
-         8 MiB chunks, both warm",
+        "active-segment replay",
+        "Log::open of a log whose one segment is the active one, 1 GiB (the largest \
+         --max-segment-bytes) of 1000 B payloads + zero tail, replayed (sealed segments are \
+         not), vs a raw sequential read of that file in 8 MiB chunks, both warm",
         format!(
             "{} MB/s ({:.2} s, {} entries) vs raw {} MB/s",
             count(mb_s(replay)),
@@ -484,32 +506,33 @@ fn replay_row(dir: &Path, table: &mut Table) -> String {
         "≥ 0.5 × raw read, < 10 s",
         ratio >= 0.5 && replay < Duration::from_secs(10),
     ));
-    format!("replay {} × raw read", spread(&per_round, 2))
+    format!("active-segment replay {} × raw read", spread(&per_round, 2))
 }
 
-/// Writes whole frames of `REPLAY_PAYLOAD` bytes while they fit, then zeros
-/// up to `REPLAY_FILE_BYTES` (a preallocated tail); syncs so no writeback
-/// runs during the measurement. Returns the number of frames.
-fn write_replay_log(path: &Path) -> u64 {
-    let mut file = File::create(path).expect("creating the replay log");
+/// Writes a log directory whose only segment holds whole frames of
+/// `REPLAY_PAYLOAD` bytes while they fit in `REPLAY_FILE_BYTES`, then
+/// zeros up to that size (the active segment's preallocated tail); synced,
+/// so no writeback runs during the measurement. Returns the entries.
+fn write_replay_log(log_dir: &Path) -> u64 {
     let frame_len = (frame::HEADER_LEN + REPLAY_PAYLOAD) as u64;
     let entries = REPLAY_FILE_BYTES / frame_len;
-    let mut body = payload(REPLAY_PAYLOAD);
-    let mut buf = Vec::with_capacity(8 << 20);
-    for i in 0..entries {
-        body[..8].copy_from_slice(&i.to_le_bytes());
-        buf.extend_from_slice(&frame::encode(&body));
-        if buf.len() >= 8 << 20 {
-            file.write_all(&buf).expect("writing the replay log");
-            buf.clear();
-        }
+    let written = log_writer::write_log(log_dir, MAX_SEGMENT_BYTES, entries, |i, out| {
+        log_writer::numbered_payload(i, REPLAY_PAYLOAD, out)
+    });
+    assert_eq!(written.sealed_segments, 0, "one segment, never rolled");
+    let file = OpenOptions::new()
+        .write(true)
+        .open(log_dir.join(names::segment(0)))
+        .expect("opening the replay segment");
+    let zeros = vec![0u8; 8 << 20];
+    let mut at = entries * frame_len;
+    while at < REPLAY_FILE_BYTES {
+        let n = (REPLAY_FILE_BYTES - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)
+            .expect("writing the zero tail");
+        at += n as u64;
     }
-    buf.resize(
-        buf.len() + (REPLAY_FILE_BYTES - entries * frame_len) as usize,
-        0,
-    );
-    file.write_all(&buf).expect("writing the replay log");
-    file.sync_all().expect("syncing the replay log");
+    file.sync_all().expect("syncing the replay segment");
     entries
 }
 

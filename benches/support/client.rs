@@ -20,6 +20,29 @@ pub fn init_line() -> String {
         .to_owned()
 }
 
+/// A request whose body is only its type and `msg_id` (`wal_info`,
+/// `wal_segment_info`). Before `init` the node answers any of them at once
+/// with error 11, which shows the process is up and reading.
+pub fn bare_request(kind: &str, msg_id: u64) -> String {
+    format!(
+        "{{\"src\":\"c1\",\"dest\":\"n1\",\"body\":{{\"type\":\"{kind}\",\"msg_id\":{msg_id}}}}}\n"
+    )
+}
+
+pub fn wal_read_line(msg_id: u64, offset: u64) -> String {
+    format!(
+        "{{\"src\":\"c1\",\"dest\":\"n1\",\"body\":{{\"type\":\"wal_read\",\"msg_id\":{msg_id},\
+         \"offset\":{offset}}}}}\n"
+    )
+}
+
+/// The body of a reply line, as JSON.
+pub fn reply_body(line: &[u8]) -> serde_json::Value {
+    let mut message: serde_json::Value = serde_json::from_slice(line)
+        .unwrap_or_else(|e| panic!("a reply that is not JSON ({e}): {line:?}"));
+    message["body"].take()
+}
+
 /// Appends one `wal_append` request line (newline included) to `out`.
 pub fn append_line(out: &mut Vec<u8>, msg_id: u64, payload: &str) {
     writeln!(
@@ -77,7 +100,16 @@ impl Peer {
         if let Err(e) = stdin.write_all(request) {
             self.fail(&format!("writing a request: {e}"));
         }
-        self.read_line()
+        self.read_reply()
+    }
+
+    /// Writes requests without waiting for their replies; the caller reads
+    /// them before they can fill the pipe back.
+    pub fn send(&mut self, requests: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        if let Err(e) = stdin.write_all(requests) {
+            self.fail(&format!("writing requests: {e}"));
+        }
     }
 
     /// `call` for a `wal_append`, checking the reply is a success.
@@ -88,11 +120,11 @@ impl Peer {
 
     /// Reads one reply, which must be a `wal_append_ok`.
     pub fn read_append_reply(&mut self) {
-        self.read_line();
+        self.read_reply();
         self.check_append_ok();
     }
 
-    fn read_line(&mut self) -> &[u8] {
+    pub fn read_reply(&mut self) -> &[u8] {
         self.line.clear();
         match self.stdout.read_until(b'\n', &mut self.line) {
             Ok(0) => self.fail("stdout ended before a reply"),

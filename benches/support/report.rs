@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 pub struct Row {
     name: String,
@@ -88,6 +89,19 @@ pub fn spread(ratios: &[f64], decimals: usize) -> String {
     let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = ratios.iter().copied().fold(0.0, f64::max);
     format!("{lo:.decimals$}–{hi:.decimals$}")
+}
+
+/// The middle of an odd number of measurements (the upper middle of an
+/// even number).
+pub fn median(times: &[Duration]) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+/// A duration in milliseconds, as `12.34 ms`.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
 pub fn mib(bytes: u64) -> String {
