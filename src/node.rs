@@ -634,13 +634,11 @@ impl Node {
         if self.state.is_none() {
             let log = self.log.as_mut().expect("initialized");
             let (mut state, from) = log.base_state()?;
-            for offset in from..log.next_offset() {
-                if let Some(entry) = log.read(offset)?
-                    && entry.checksum_valid
-                {
-                    state.apply(&entry.payload);
+            log.scan_entries(from, |_, payload, checksum_valid| {
+                if checksum_valid {
+                    state.apply(payload);
                 }
-            }
+            })?;
             self.state = Some(state);
         }
         Ok(self.state.as_ref().expect("built"))

@@ -54,6 +54,11 @@ impl Sealed {
         self.files = Some(files);
     }
 
+    /// The segment file, while open.
+    pub fn segment_file(&self) -> &File {
+        &self.files.as_ref().expect("open").0
+    }
+
     /// Byte position of entry `offset` (which this segment holds); the
     /// files must be open.
     pub fn position(&self, offset: u64) -> io::Result<u64> {

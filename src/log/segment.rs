@@ -90,6 +90,11 @@ pub struct Segment<F = File> {
 }
 
 impl Segment<File> {
+    /// The file, for a sequential scan of its frames (`recovery::scan`).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Opens and replays one segment file on its own (a previous version's
     /// whole log, or a segment under test), locked, its first entry 0.
     pub fn open_file(
