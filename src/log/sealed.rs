@@ -180,7 +180,7 @@ fn rebuild(
     let len = segment.metadata()?.len();
     let mut positions = Vec::new();
     let report = recovery::scan(&segment, len, 0, start, max_entry_bytes, |f| {
-        positions.push(f.offset);
+        positions.push(f.pos);
     })?;
     positions.truncate(report.entries() as usize);
     if recovery::decide(&report, Recover::Refuse) != Decision::Keep {

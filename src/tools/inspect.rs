@@ -90,7 +90,7 @@ fn table_row(row: &Row) -> String {
             let index = format!("{}{}", frame.index, if *after_damage { "?" } else { "" });
             format!(
                 "{index:>7}  {:>10}  {:>8}  {:<10}  {:<12}  {:<7}  {}",
-                frame.offset,
+                frame.pos,
                 frame.header.length,
                 checksum_hex(frame.header.crc),
                 checksum_hex(frame.crc_computed),
@@ -99,14 +99,14 @@ fn table_row(row: &Row) -> String {
             )
         }
         Row::Damage {
-            offset,
+            pos,
             end,
             resumed,
             defect,
         } => format!(
-            "{:>7}  {offset:>10}  {:>8}  {:<10}  {:<12}  {:<7}  broken framing: {defect}; {}",
+            "{:>7}  {pos:>10}  {:>8}  {:<10}  {:<12}  {:<7}  broken framing: {defect}; {}",
             "-",
-            end - offset,
+            end - pos,
             "-",
             "-",
             "damaged",
@@ -137,7 +137,9 @@ enum JsonRow {
     Frame {
         index: u64,
         after_damage: bool,
-        offset: u64,
+        /// Byte position (the key says `offset`, as the table's column does).
+        #[serde(rename = "offset")]
+        pos: u64,
         length: u32,
         crc_stored: String,
         crc_computed: String,
@@ -145,7 +147,8 @@ enum JsonRow {
         payload: String,
     },
     Damage {
-        offset: u64,
+        #[serde(rename = "offset")]
+        pos: u64,
         length: u64,
         defect: String,
         resync_at: Option<u64>,
@@ -162,7 +165,7 @@ impl From<&Row<'_>> for JsonRow {
             } => JsonRow::Frame {
                 index: frame.index,
                 after_damage,
-                offset: frame.offset,
+                pos: frame.pos,
                 length: frame.header.length,
                 crc_stored: checksum_hex(frame.header.crc),
                 crc_computed: checksum_hex(frame.crc_computed),
@@ -170,13 +173,13 @@ impl From<&Row<'_>> for JsonRow {
                 payload: String::from_utf8_lossy(frame.payload).into_owned(),
             },
             Row::Damage {
-                offset,
+                pos,
                 end,
                 resumed,
                 defect,
             } => JsonRow::Damage {
-                offset,
-                length: end - offset,
+                pos,
+                length: end - pos,
                 defect: defect.to_string(),
                 resync_at: resumed.then_some(end),
             },

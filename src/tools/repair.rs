@@ -62,12 +62,12 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
             return Ok(0);
         }
         Tail::Torn { .. } => {}
-        Tail::BrokenFraming { offset, .. } => {
+        Tail::BrokenFraming { pos, .. } => {
             if !args.truncate_at_damage {
                 let loss = Loss::after(&log, report)?;
                 eprintln!(
                     "wal-node repair: refusing: {name} has broken framing at byte offset \
-                     {offset}; cutting there would lose the {} bytes from byte offset {} on: the \
+                     {pos}; cutting there would lose the {} bytes from byte offset {} on: the \
                      damaged range and {} ({} with a good checksum). To accept that loss (the \
                      cut bytes are saved beside the log) rerun with --truncate-at-damage; to look \
                      first: wal-node inspect {name}",
@@ -107,7 +107,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
     writeln!(
         out,
         "{name}: cut {} bytes from byte offset {} on, {saved}; the log now holds {kept}{rot}",
-        cut.cut_bytes, cut.at
+        cut.cut_bytes, cut.pos
     )?;
     Ok(0)
 }
@@ -128,7 +128,7 @@ impl Loss {
         };
         walk(log, |row| {
             if let Row::Frame { frame, status, .. } = row
-                && frame.offset >= report.data_end
+                && frame.pos >= report.data_end
             {
                 loss.frames += 1;
                 loss.whole += u64::from(status == Status::Ok);

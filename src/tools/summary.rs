@@ -29,7 +29,10 @@ pub struct Summary {
     pub corrupt_entries: u64,
     /// Non-zero bytes after the last kept frame: a write never acknowledged.
     pub torn_bytes: u64,
-    pub torn_offset: Option<u64>,
+    /// Byte position of the torn tail (the JSON key says `offset`, as
+    /// every byte position the tools print does).
+    #[serde(rename = "torn_offset")]
+    pub torn_pos: Option<u64>,
     pub torn_reason: Option<String>,
     /// Bytes in ranges of broken framing, and how many ranges.
     pub damaged_bytes: u64,
@@ -70,7 +73,7 @@ impl Summary {
             total_bytes: 0,
             corrupt_entries: 0,
             torn_bytes: 0,
-            torn_offset: None,
+            torn_pos: None,
             torn_reason: None,
             damaged_bytes: 0,
             damaged_ranges: 0,
@@ -104,17 +107,17 @@ impl Summary {
                 }
             }
             Row::Damage {
-                offset,
+                pos,
                 end,
                 resumed,
                 defect,
             } => {
-                self.damaged_bytes += end - offset;
+                self.damaged_bytes += end - pos;
                 self.damaged_ranges += 1;
                 if self.broken.len() < LISTED {
                     self.broken.push(format!(
-                        "broken framing at byte offset {offset} ({}: {defect}), {}",
-                        count(end - offset, "byte", "bytes"),
+                        "broken framing at byte offset {pos} ({}: {defect}), {}",
+                        count(end - pos, "byte", "bytes"),
                         recovery::resumption(resumed.then_some(end))
                     ));
                 }
@@ -130,7 +133,7 @@ impl Summary {
                 Tail::Zeros { len } => self.free_bytes = len,
                 Tail::Torn { len, reason } => {
                     self.torn_bytes = len;
-                    self.torn_offset = Some(last.data_end);
+                    self.torn_pos = Some(last.data_end);
                     self.torn_reason = Some(reason.to_string());
                     self.free_bytes = self.file_bytes - last.damaged_end;
                 }
@@ -169,7 +172,7 @@ impl Summary {
                 count(unlisted, "range", "ranges")
             ));
         }
-        if let (Some(at), Some(reason)) = (self.torn_offset, &self.torn_reason) {
+        if let (Some(at), Some(reason)) = (self.torn_pos, &self.torn_reason) {
             found.push(format!(
                 "torn tail at byte offset {at} ({}: {reason})",
                 count(self.torn_bytes, "byte", "bytes")
