@@ -31,7 +31,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
-    let path = &args.log.file;
+    let path = &args.log.path;
     let name = path.display();
     let log = args.log.open(!args.dry_run)?;
     match log.file.try_lock() {

@@ -35,7 +35,7 @@ pub enum Row<'a> {
 /// further calls and is returned once the scan ends.
 pub fn walk(log: &Log, mut on: impl FnMut(Row) -> io::Result<()>) -> io::Result<Vec<ScanReport>> {
     let mut reports = Vec::new();
-    let (mut start, mut next_index, mut after_damage) = (0, 0, false);
+    let (mut start, mut next_index, mut after_damage) = (0, log.first_index, false);
     let mut failed = None;
     let mut emit = |row: Row| {
         if failed.is_none() {
