@@ -998,3 +998,291 @@ fn inspect_and_verify_never_change_a_directory() {
         }
     }
 }
+
+#[test]
+fn all_three_tools_describe_a_directory_alike() {
+    for (kind, damage, _, is_clean) in dir_kinds() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = segmented_log(root.path());
+        damage(&dir);
+        let verify = summary_line(&tool(&["verify"], &dir), &dir);
+        let repair = summary_line(&tool(&["repair", "--dry-run"], &dir), &dir);
+        assert_eq!(repair, verify, "{kind}: repair --dry-run and verify");
+        let json = json_lines(&tool(&["inspect", "--json"], &dir));
+        let summary = json.last().unwrap();
+        assert_eq!(summary["clean"], is_clean, "{kind}");
+        let findings: Vec<&str> = summary["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        let after_contents = verify.split_once("; ").map_or("", |(_, f)| f);
+        assert_eq!(
+            findings.join("; "),
+            after_contents,
+            "{kind}: inspect --json and verify"
+        );
+    }
+}
+
+#[test]
+fn repair_rebuilds_missing_and_bad_index_files_as_the_node_wrote_them() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = segmented_log(root.path());
+    let (index0, index3) = (
+        fs::read(dir.join(INDEX0)).unwrap(),
+        fs::read(dir.join(INDEX3)).unwrap(),
+    );
+    fs::remove_file(dir.join(INDEX0)).unwrap();
+    write_index(&dir, 3, 774, &[0, 250, 516]);
+
+    let before = dir_snapshot(&dir);
+    let out = tool(&["repair", "--dry-run"], &dir);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("index missing; would rebuild 00000000000000000000.index"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(dir_snapshot(&dir), before, "--dry-run changes nothing");
+
+    let out = tool(&["repair"], &dir);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains(
+            "00000000000000000000.log: index missing; rebuilt from the segment (3 entries)"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("00000000000000000003.log: index bad (it places entry 4 at byte 250"),
+        "{said}"
+    );
+    assert_eq!(
+        fs::read(dir.join(INDEX0)).unwrap(),
+        index0,
+        "rebuilt byte for byte"
+    );
+    assert_eq!(
+        fs::read(dir.join(INDEX3)).unwrap(),
+        index3,
+        "rebuilt byte for byte"
+    );
+    assert!(!dir.join(format!("{INDEX0}.tmp")).exists());
+    assert_eq!(code(&tool(&["verify"], &dir)), 0);
+}
+
+#[test]
+fn repair_cuts_a_directory_s_torn_active_tail_as_for_one_file() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = segmented_log(root.path());
+    let whole = fs::read(dir.join(SEG6)).unwrap();
+    edit(&dir, SEG6, |b| {
+        b[2 * FRAME..2 * FRAME + 14].copy_from_slice(b"\x07\0\0\0abcdefghij")
+    });
+    let out = tool(&["repair"], &dir);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("cut 15 bytes from byte offset 516 on"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(fs::read(dir.join(SEG6)).unwrap(), &whole[..2 * FRAME]);
+    let saved = dir.join(format!("{SEG6}.torn-516"));
+    assert_eq!(fs::read(saved).unwrap(), b"\x07\0\0\0abcdefghij\0");
+    assert_eq!(code(&tool(&["verify"], &dir)), 0);
+}
+
+/// What a node serves from `root/n1/` after a restart: its entry count and
+/// the offset the next append gets.
+fn node_serves(root: &Path) -> (Value, Value) {
+    let input = [
+        common::init_line("n1"),
+        common::line("c1", json!({"type": "wal_info", "msg_id": 2})),
+        common::line(
+            "c1",
+            json!({"type": "wal_append", "msg_id": 3, "payload": "after"}),
+        ),
+    ]
+    .join("\n");
+    let done = common::run(&["--dir", root.to_str().unwrap()], input.as_bytes());
+    assert_eq!(done.replies.len(), 3, "{}", done.stderr);
+    assert_eq!(
+        done.replies[0]["body"]["type"], "init_ok",
+        "{}",
+        done.stderr
+    );
+    (
+        done.replies[1]["body"]["entries"].clone(),
+        done.replies[2]["body"]["offset"].clone(),
+    )
+}
+
+#[test]
+fn repair_refuses_damage_in_a_sealed_segment_unless_allowed() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = segmented_log(root.path());
+    edit(&dir, SEG3, |b| b[FRAME + 3] = 0xff);
+    let damaged = fs::read(dir.join(SEG3)).unwrap();
+    let before = dir_snapshot(&dir);
+    for args in [
+        &["repair"][..],
+        &["repair", "--dry-run"],
+        &["repair", "--truncate-at-damage"],
+    ] {
+        let out = tool(args, &dir);
+        assert_eq!(code(&out), 1, "{args:?}");
+        let why = stderr(&out);
+        assert!(
+            why.contains("00000000000000000003.log is a sealed segment with broken framing"),
+            "{why}"
+        );
+        assert!(
+            why.contains("cut the 516 bytes from byte offset 258 on"),
+            "{why}"
+        );
+        assert!(why.contains("set aside 1 later segment"), "{why}");
+        assert!(
+            why.contains("losing the entries from offset 4 to 7"),
+            "{why}"
+        );
+        assert!(why.contains("rerun with --allow-sealed"), "{why}");
+        assert_eq!(dir_snapshot(&dir), before, "{args:?} changed the directory");
+    }
+    let out = tool(&["repair", "--allow-sealed", "--dry-run"], &dir);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(dir_snapshot(&dir), before, "--dry-run changes nothing");
+
+    let out = tool(&["repair", "--allow-sealed"], &dir);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("the log now keeps the entries before offset 4"),
+        "{}",
+        stdout(&out)
+    );
+    let names: Vec<String> = dir_snapshot(&dir).into_keys().collect();
+    assert_eq!(
+        names,
+        [
+            INDEX0,
+            SEG0,
+            SEG3,
+            "00000000000000000003.log.torn-258",
+            "00000000000000000006.log.torn-0",
+            "wal-node.meta"
+        ]
+    );
+    assert_eq!(fs::read(dir.join(SEG3)).unwrap(), &damaged[..FRAME]);
+    assert_eq!(
+        fs::read(dir.join(format!("{SEG3}.torn-258"))).unwrap(),
+        &damaged[FRAME..]
+    );
+    assert_eq!(
+        fs::read(dir.join(format!("{SEG6}.torn-0"))).unwrap(),
+        before[SEG6].0
+    );
+    assert_eq!(code(&tool(&["verify"], &dir)), 0);
+    assert_eq!(
+        node_serves(root.path()),
+        (json!(4), json!(4)),
+        "offsets stay dense"
+    );
+}
+
+#[test]
+fn repair_refuses_a_gap_unless_allowed_to_end_the_log_there() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = segmented_log(root.path());
+    fs::remove_file(dir.join(SEG3)).unwrap();
+    let before = dir_snapshot(&dir);
+    let out = tool(&["repair"], &dir);
+    assert_eq!(code(&out), 1);
+    let why = stderr(&out);
+    assert!(why.contains("offsets 3 to 5 are missing"), "{why}");
+    assert!(
+        why.contains("Restore the missing segment from a backup"),
+        "{why}"
+    );
+    assert!(
+        why.contains("losing the entries from offset 6 to 7"),
+        "{why}"
+    );
+    assert_eq!(dir_snapshot(&dir), before);
+
+    let out = tool(&["repair", "--allow-sealed"], &dir);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        !dir.join(INDEX0).exists(),
+        "segment 0 is the active one now"
+    );
+    assert!(dir.join(format!("{SEG6}.torn-0")).exists());
+    assert_eq!(code(&tool(&["verify"], &dir)), 0);
+    assert_eq!(
+        node_serves(root.path()),
+        (json!(3), json!(3)),
+        "offsets stay dense"
+    );
+}
+
+#[test]
+fn repair_takes_the_directory_lock_a_node_holds() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = segmented_log(root.path());
+    // The node answers init once it holds the log, lock included, and
+    // wal_info once it has preallocated the active segment up to the limit:
+    // after that it writes nothing until an append.
+    let mut node = common::Running::spawn(&["--dir", root.path().to_str().unwrap()]);
+    assert_eq!(node.init("n1")["type"], "init_ok");
+    assert_eq!(node.info()["entries"], 8);
+    // Work for a repair that the node will never see: a torn write in the
+    // active segment's zeros, and an index failing its positions checksum.
+    edit(&dir, SEG6, |b| {
+        b[2 * FRAME..2 * FRAME + 14].copy_from_slice(b"\x07\0\0\0abcdefghij")
+    });
+    edit(&dir, INDEX3, |b| b[48 + 9] ^= 1);
+    let before = dir_snapshot(&dir);
+    // Through the directory, or through its active segment's file.
+    for path in [dir.clone(), dir.join(SEG6)] {
+        let out = tool(&["repair"], &path);
+        assert_eq!(code(&out), 1, "{}: {}", path.display(), stderr(&out));
+        assert!(
+            stderr(&out).contains("locked by another process"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(dir_snapshot(&dir), before, "{}", path.display());
+    }
+    node.finish();
+}
+
+#[test]
+fn repair_of_a_segment_file_leaves_a_sealed_one_to_the_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = segmented_log(root.path());
+    edit(&dir, SEG3, |b| b[FRAME + 3] = 0xff);
+    let before = dir_snapshot(&dir);
+    let out = tool(&["repair", "--truncate-at-damage"], &dir.join(SEG3));
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("is a sealed segment of the log"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains(&format!("wal-node repair {}", dir.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(dir_snapshot(&dir), before);
+    // The active segment's file is repaired as a file; numbered from its start.
+    let lines = json_lines(&tool(&["inspect", "--json"], &dir.join(SEG6)));
+    assert_eq!(
+        (lines[0]["index"].as_u64(), lines[1]["index"].as_u64()),
+        (Some(6), Some(7))
+    );
+    let out = tool(&["repair"], &dir.join(SEG6));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("nothing to do"), "{}", stdout(&out));
+}

@@ -15,7 +15,7 @@ mod open;
 mod regular;
 pub mod sealed;
 pub mod segment;
-mod store;
+pub(crate) mod store;
 
 use crate::frame::HEADER_LEN;
 pub use crate::recovery::Recover;

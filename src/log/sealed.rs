@@ -165,7 +165,7 @@ pub fn load(
 
 /// Rebuilds a sealed segment's index by scanning it: the segment must be
 /// whole frames (bit rot kept) holding exactly `entries`.
-fn rebuild(
+pub(crate) fn rebuild(
     store: &Store,
     segment: File,
     start: u64,

@@ -6,6 +6,8 @@ use crate::log::meta::{Meta, MetaDefect};
 use crate::log::names::{self, Kind};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
+use std::fs::{File, TryLockError};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// What the directory's `wal-node.meta` holds.
@@ -35,6 +37,7 @@ impl SegmentFile {
 }
 
 pub struct LogDir {
+    pub path: PathBuf,
     pub meta: MetaState,
     /// Oldest first; the last is the active one.
     pub segments: Vec<SegmentFile>,
@@ -97,6 +100,7 @@ impl LogDir {
             })
             .collect();
         Ok(LogDir {
+            path: path.to_owned(),
             meta,
             segments,
             temps,
@@ -141,4 +145,40 @@ fn what_it_holds(path: &Path, unknown: &[String]) -> String {
     } else {
         format!("it holds no {} and no segment files", names::META)
     }
+}
+
+/// Takes the lock a node holds while it serves a log directory (`flock` on
+/// the directory itself). `None`: another process holds it.
+pub fn lock(path: &Path) -> Result<Option<File>> {
+    let dir = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    match dir.try_lock() {
+        Ok(()) => Ok(Some(dir)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// The log directory holding the segment file `path`, if it is in one.
+pub fn holding(path: &Path) -> Option<&Path> {
+    let dir = match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => return None,
+    };
+    dir.join(names::META).is_file().then_some(dir)
+}
+
+/// Whether the directory `dir` holds a segment starting after `start`: the
+/// segment `start` is then sealed.
+pub fn has_later_segment(dir: &Path, start: u64) -> io::Result<bool> {
+    for entry in std::fs::read_dir(dir)? {
+        if let Kind::Segment(s) = names::classify(&entry?.file_name().to_string_lossy())
+            && s > start
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

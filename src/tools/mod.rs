@@ -15,6 +15,8 @@ mod inspect;
 mod inspect_dir;
 mod log_dir;
 mod repair;
+mod repair_dir;
+mod repair_plan;
 mod summary;
 mod survey;
 mod verify;
@@ -41,9 +43,11 @@ pub enum Tool {
     /// segment file in one line: exit 0 if clean, 1 if damaged, 2 if it
     /// cannot be read. Read-only.
     Verify(verify::Args),
-    /// Do offline what replay would do: cut a torn tail, saving the cut bytes
-    /// beside the log as `<file>.torn-<offset>`. Refuses broken framing
-    /// unless given --truncate-at-damage.
+    /// Do offline what replay would do: cut the active segment's torn tail,
+    /// saving the cut bytes beside it as `<file>.torn-<offset>`, and rebuild
+    /// missing or bad index files. Refuses broken framing unless given
+    /// --truncate-at-damage, and damage in a sealed segment unless given
+    /// --allow-sealed.
     Repair(repair::Args),
 }
 

@@ -13,6 +13,7 @@ use super::log_dir::{LogDir, MetaState};
 use super::summary::Summary;
 use super::{Log, Row, count, open_file, walk};
 use crate::log::names;
+use crate::recovery::ScanReport;
 use anyhow::{Context, Result};
 use std::io;
 
@@ -20,6 +21,9 @@ use std::io;
 pub struct SegmentSurvey {
     /// Its place in `LogDir::segments`.
     pub k: usize,
+    /// The walk's stretches: the first is what replay sees.
+    pub reports: Vec<ScanReport>,
+    pub index: IndexState,
     /// Frames met before any broken framing (torn ones too): how many
     /// offsets it holds, when its framing is whole; `None` past damage.
     pub frames: Option<u64>,
@@ -133,7 +137,12 @@ impl Survey {
         if let Some(finding) = index.finding(&index_name) {
             self.summary.add_finding(finding, index.is_damage());
         }
-        self.segments.push(SegmentSurvey { k, frames });
+        self.segments.push(SegmentSurvey {
+            k,
+            reports,
+            index,
+            frames,
+        });
         Ok(())
     }
 
