@@ -1192,6 +1192,36 @@ fn repair_refuses_damage_in_a_sealed_segment_unless_allowed() {
 }
 
 #[test]
+fn a_sealed_segment_whose_cut_fails_stays_sealed_and_the_log_opens() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = segmented_log(root.path());
+    edit(&dir, SEG3, |b| b[FRAME + 3] = 0xff);
+    let damaged = fs::read(dir.join(SEG3)).unwrap();
+    // No room to save the cut bytes (a file size limit of 0): broken
+    // framing is never cut unsaved, so the cut fails after the later
+    // segment was set aside.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(r#"ulimit -f 0; exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_wal-node"))
+        .args(["repair", "--allow-sealed"])
+        .arg(&dir)
+        .env_remove("WAL_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing was cut"), "{}", stderr(&out));
+    assert_eq!(fs::read(dir.join(SEG3)).unwrap(), damaged);
+    assert!(
+        dir.join(INDEX3).exists(),
+        "its index stays: it is still sealed"
+    );
+    assert!(!dir.join(format!("{SEG3}.torn-258")).exists());
+    // A node opens it as a shorter log, sealed segment and all.
+    assert_eq!(node_serves(root.path()), (json!(6), json!(6)));
+}
+
+#[test]
 fn repair_refuses_a_gap_unless_allowed_to_end_the_log_there() {
     let root = tempfile::tempdir().unwrap();
     let dir = segmented_log(root.path());

@@ -9,8 +9,8 @@
 //!   unless `--allow-sealed`. The log then ends there, offsets staying
 //!   dense: later segments are set aside from the last back (each rename
 //!   durable before the next, so a crash leaves a shorter log that opens),
-//!   the segment's index is removed (it becomes the active segment), and
-//!   its damaged tail is cut, saved beside it.
+//!   its damaged tail is cut, saved beside it, and its index removed (it
+//!   becomes the active segment).
 
 use super::index_check::IndexState;
 use super::log_dir::{self, LogDir, MetaState, SegmentFile};
@@ -260,6 +260,14 @@ impl Repair<'_> {
                 later.start
             )?;
         }
+        // Cut before the index goes: if the cut fails, the segment is still
+        // whole to a node (sealed, its damage found where read); a crash
+        // after it leaves an index that no longer matches: removed at open.
+        if let End::Damage(_) = end {
+            let report = &self.survey.segments[i].reports[0];
+            let log = open_file(&file.path, !dry_run, self.args.log.max_entry_bytes)?;
+            repair_tail(&log, &file.path, report, true, dry_run, out)?;
+        }
         if let Some(index) = &file.index {
             if dry_run {
                 writeln!(out, "{}: would remove it", index.display())?;
@@ -272,11 +280,6 @@ impl Repair<'_> {
                     file.name()
                 )?;
             }
-        }
-        if let End::Damage(_) = end {
-            let report = &self.survey.segments[i].reports[0];
-            let log = open_file(&file.path, !dry_run, self.args.log.max_entry_bytes)?;
-            repair_tail(&log, &file.path, report, true, dry_run, out)?;
         }
         let (new_end, _) = self.offsets(end);
         let verb = if dry_run { "would keep" } else { "now keeps" };
