@@ -12,7 +12,8 @@ use wal_node::tools::{self, Tool};
 
 /// A write-ahead log node: newline-delimited JSON requests on stdin,
 /// replies on stdout, logs on stderr. Run without a subcommand, as Maelstrom
-/// does, to serve; the subcommands are offline tools for a log file.
+/// does, to serve; the subcommands are offline tools for a log directory
+/// or one segment file.
 #[derive(Parser)]
 #[command(name = "wal-node", version)]
 struct Cli {

@@ -23,7 +23,8 @@ const CHUNK: usize = 8 << 20;
 /// A frame whose framing is intact, as the scan meets it.
 pub struct FrameView<'a> {
     pub index: u64,
-    pub offset: u64,
+    /// Byte position of the frame in its file.
+    pub pos: u64,
     pub header: Header,
     pub crc_computed: u32,
     pub payload: &'a [u8],
@@ -89,11 +90,11 @@ pub enum Tail {
     /// Unacknowledged bytes `[data_end, data_end + len)` to cut; the last of
     /// them is non-zero, and only zeros (if anything) follow.
     Torn { len: u64, reason: TornReason },
-    /// A bad header at `offset` although a whole frame starts at `resync_at`
+    /// A bad header at byte `pos` although a whole frame starts at `resync_at`
     /// (`None`: the search for one ran out of budget, so one may): acknowledged
     /// data is damaged and replay must not open the log.
     BrokenFraming {
-        offset: u64,
+        pos: u64,
         defect: HeaderDefect,
         resync_at: Option<u64>,
     },
@@ -160,7 +161,7 @@ pub struct ScanReport {
     pub first_index: u64,
     /// Index one past the last frame kept.
     pub end_index: u64,
-    /// Byte offset one past the last frame kept: where a cut would start.
+    /// Byte position one past the last frame kept: where a cut would start.
     pub data_end: u64,
     /// Kept frames whose CRC fails (bit rot).
     pub corrupt_entries: u64,
@@ -181,7 +182,7 @@ impl ScanReport {
     pub fn status_of(&self, frame: &FrameView) -> FrameStatus {
         if frame.crc_ok() {
             FrameStatus::Ok
-        } else if frame.offset >= self.data_end && matches!(self.tail, Tail::Torn { .. }) {
+        } else if frame.pos >= self.data_end && matches!(self.tail, Tail::Torn { .. }) {
             FrameStatus::Torn
         } else {
             FrameStatus::Corrupt
@@ -251,7 +252,7 @@ pub fn scan(
                 frame_end = file_len;
             }
             let broken = |resync_at| Tail::BrokenFraming {
-                offset: pos,
+                pos,
                 defect,
                 resync_at,
             };
@@ -277,7 +278,7 @@ pub fn scan(
             };
             if let Some(resync_at) = resync_at {
                 break Tail::BrokenFraming {
-                    offset: pos,
+                    pos,
                     defect: HeaderDefect::SwallowsWholeFrame,
                     resync_at,
                 };
@@ -285,7 +286,7 @@ pub fn scan(
         }
         let frame = FrameView {
             index,
-            offset: pos,
+            pos,
             header,
             crc_computed,
             payload: src.bytes(pos + HEADER_LEN as u64, header.length as usize)?,
@@ -366,7 +367,7 @@ fn resync(src: &mut Window, from: u64, before: u64, max_entry_bytes: u32) -> io:
     Ok(Search::Nothing)
 }
 
-/// Sequential, chunked access to a file by absolute offset.
+/// Sequential, chunked access to a file by absolute byte position.
 struct Window<'f> {
     file: &'f File,
     file_len: u64,
@@ -450,7 +451,7 @@ mod tests {
         file.write_all(bytes).unwrap();
         let mut seen = Vec::new();
         let report = scan(&file, bytes.len() as u64, 0, 0, max, |f| {
-            seen.push((f.offset, f.crc_ok()))
+            seen.push((f.pos, f.crc_ok()))
         })
         .unwrap();
         (report, seen)
@@ -531,7 +532,7 @@ mod tests {
         assert_eq!(
             r.tail,
             Tail::BrokenFraming {
-                offset: 12,
+                pos: 12,
                 defect: HeaderDefect::TooLong,
                 resync_at: Some(24)
             }
@@ -573,7 +574,7 @@ mod tests {
         assert_eq!(
             r.tail,
             Tail::BrokenFraming {
-                offset: 12,
+                pos: 12,
                 defect: HeaderDefect::SwallowsWholeFrame,
                 resync_at: Some(24)
             }
@@ -592,7 +593,7 @@ mod tests {
         assert_eq!(
             r.tail,
             Tail::BrokenFraming {
-                offset: 12,
+                pos: 12,
                 defect: HeaderDefect::SwallowsWholeFrame,
                 resync_at: Some(24)
             }
@@ -616,7 +617,7 @@ mod tests {
             matches!(
                 r.tail,
                 Tail::BrokenFraming {
-                    offset: 12,
+                    pos: 12,
                     resync_at: Some(24),
                     ..
                 }
@@ -639,7 +640,7 @@ mod tests {
         assert_eq!(
             r.tail,
             Tail::BrokenFraming {
-                offset: 13,
+                pos: 13,
                 defect: HeaderDefect::SwallowsWholeFrame,
                 resync_at: None
             },

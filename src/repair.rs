@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 /// What a cut did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cut {
-    /// Where the log now ends.
-    pub at: u64,
+    /// Byte position where the log now ends.
+    pub pos: u64,
     /// The file holding the cut bytes, if any were not zero and they could
     /// be saved.
     pub saved_to: Option<PathBuf>,
@@ -32,7 +32,8 @@ pub struct Cut {
 /// A torn tail that was cut without being saved: what identifies its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsaved {
-    pub offset: u64,
+    /// Byte position of the first unsaved byte.
+    pub pos: u64,
     pub len: u64,
     /// CRC-32 (IEEE) of all `len` bytes.
     pub crc: u32,
@@ -53,7 +54,7 @@ impl std::fmt::Display for Unsaved {
             "the {} bytes at byte offset {} could not be saved ({}): CRC-32 {:08x}, first {} \
              bytes (hex) {}",
             self.len,
-            self.offset,
+            self.pos,
             self.why,
             self.crc,
             self.head.len(),
@@ -69,10 +70,10 @@ impl std::fmt::Display for Unsaved {
 /// If the save fails for lack of space, a torn tail is cut all the same
 /// (see `Cut::unsaved`); broken framing is not, and the log is untouched.
 pub fn cut_tail(log_path: Option<&Path>, file: &File, report: &ScanReport) -> Result<Cut> {
-    let at = report.data_end;
+    let pos = report.data_end;
     let len = report.damaged_bytes();
     let mut cut = Cut {
-        at,
+        pos,
         saved_to: None,
         cut_bytes: len,
         unsaved: None,
@@ -80,28 +81,28 @@ pub fn cut_tail(log_path: Option<&Path>, file: &File, report: &ScanReport) -> Re
     if let Some(path) = log_path
         && len > 0
     {
-        match save_beside(path, file, at, len) {
+        match save_beside(path, file, pos, len) {
             Ok(saved) => cut.saved_to = Some(saved),
             Err(e) if !is_lack_of_space(&e) => return Err(e),
             // Never acknowledged: no client was promised these bytes.
             Err(e) if matches!(report.tail, Tail::Torn { .. }) => {
-                cut.unsaved = Some(Unsaved::read(file, at, len, format!("{e:#}"))?);
+                cut.unsaved = Some(Unsaved::read(file, pos, len, format!("{e:#}"))?);
             }
-            Err(e) => return Err(no_room(path, at, len, &e)),
+            Err(e) => return Err(no_room(path, pos, len, &e)),
         }
     }
-    file.set_len(at)
-        .with_context(|| format!("truncating the log to offset {at}"))?;
+    file.set_len(pos)
+        .with_context(|| format!("truncating the log to offset {pos}"))?;
     file.sync_all().context("syncing the truncated log")?;
     Ok(cut)
 }
 
-/// Copies `len` bytes of `file` from `offset` to a new `<log>.torn-<offset>`
-/// (or `.torn-<offset>.N` if that exists already, from an earlier crash at
+/// Copies `len` bytes of `file` from byte `pos` to a new `<log>.torn-<pos>`
+/// (or `.torn-<pos>.N` if that exists already, from an earlier crash at
 /// the same place), in chunks, and syncs it and its directory. On failure
 /// the new file is removed again.
-fn save_beside(log_path: &Path, file: &File, offset: u64, len: u64) -> Result<PathBuf> {
-    let base = format!("{}.torn-{offset}", log_path.display());
+fn save_beside(log_path: &Path, file: &File, pos: u64, len: u64) -> Result<PathBuf> {
+    let base = format!("{}.torn-{pos}", log_path.display());
     for n in 0.. {
         let path = PathBuf::from(if n == 0 {
             base.clone()
@@ -113,7 +114,7 @@ fn save_beside(log_path: &Path, file: &File, offset: u64, len: u64) -> Result<Pa
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
         };
-        return match fill(saved, &path, file, offset, len) {
+        return match fill(saved, &path, file, pos, len) {
             Ok(()) => Ok(path),
             Err(e) => Err(discard(&path, e)),
         };
@@ -122,13 +123,13 @@ fn save_beside(log_path: &Path, file: &File, offset: u64, len: u64) -> Result<Pa
 }
 
 /// Writes the bytes to save into `saved`, then syncs it and its directory.
-fn fill(mut saved: File, path: &Path, file: &File, offset: u64, len: u64) -> Result<()> {
+fn fill(mut saved: File, path: &Path, file: &File, pos: u64, len: u64) -> Result<()> {
     let mut buf = vec![0; len.min(8 << 20) as usize];
     let mut done = 0;
     while done < len {
         let n = (len - done).min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], offset + done)
-            .with_context(|| format!("reading the bytes to cut at offset {}", offset + done))?;
+        file.read_exact_at(&mut buf[..n], pos + done)
+            .with_context(|| format!("reading the bytes to cut at offset {}", pos + done))?;
         saved
             .write_all(&buf[..n])
             .with_context(|| format!("writing {}", path.display()))?;
@@ -172,16 +173,16 @@ fn is_lack_of_space(e: &anyhow::Error) -> bool {
 }
 
 impl Unsaved {
-    /// Describes the `len` bytes of `file` at `offset`, read in chunks.
-    fn read(file: &File, offset: u64, len: u64, why: String) -> Result<Unsaved> {
+    /// Describes the `len` bytes of `file` at byte `pos`, read in chunks.
+    fn read(file: &File, pos: u64, len: u64, why: String) -> Result<Unsaved> {
         let mut crc = crc32fast::Hasher::new();
         let mut head = Vec::new();
         let mut buf = vec![0; len.min(1 << 20) as usize];
         let mut done = 0;
         while done < len {
             let n = (len - done).min(buf.len() as u64) as usize;
-            file.read_exact_at(&mut buf[..n], offset + done)
-                .with_context(|| format!("reading the bytes to cut at offset {}", offset + done))?;
+            file.read_exact_at(&mut buf[..n], pos + done)
+                .with_context(|| format!("reading the bytes to cut at offset {}", pos + done))?;
             crc.update(&buf[..n]);
             if done == 0 {
                 head = buf[..n.min(HEAD_BYTES)].to_vec();
@@ -189,7 +190,7 @@ impl Unsaved {
             done += n as u64;
         }
         Ok(Unsaved {
-            offset,
+            pos,
             len,
             crc: crc.finalize(),
             head,
@@ -200,7 +201,7 @@ impl Unsaved {
 
 /// The refusal to cut bytes that may hold acknowledged data unsaved: says
 /// how many bytes must be freed for the save to fit.
-fn no_room(log_path: &Path, at: u64, len: u64, e: &anyhow::Error) -> anyhow::Error {
+fn no_room(log_path: &Path, pos: u64, len: u64, e: &anyhow::Error) -> anyhow::Error {
     let dir = match log_path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -231,7 +232,7 @@ fn no_room(log_path: &Path, at: u64, len: u64, e: &anyhow::Error) -> anyhow::Err
         ),
     };
     anyhow!(
-        "cannot save the {len} bytes to be cut from byte offset {at} ({e:#}). They may hold \
+        "cannot save the {len} bytes to be cut from byte offset {pos} ({e:#}). They may hold \
          acknowledged data, so nothing was cut and no save file was left. {space}"
     )
 }

@@ -179,7 +179,7 @@ fn check_cut(
             );
         }
         let cut = cut.unwrap_or_else(|| panic!("{what}: Wal::open must report the cut"));
-        assert_eq!(cut.at, at, "{what}: cut point");
+        assert_eq!(cut.pos, at, "{what}: cut point");
         assert_eq!(cut.saved_to.as_deref(), Some(expected.as_path()), "{what}");
         assert_eq!(
             on_disk.len() as u64,

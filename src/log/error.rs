@@ -86,7 +86,7 @@ impl fmt::Display for OpenError {
             }
             OpenError::Damaged { path, report } => match report.tail {
                 Tail::BrokenFraming {
-                    offset,
+                    pos,
                     defect,
                     resync_at,
                 } => {
@@ -99,7 +99,7 @@ impl fmt::Display for OpenError {
                     };
                     write!(
                         f,
-                        "log {} has broken framing at byte offset {offset} ({defect}); {}. \
+                        "log {} has broken framing at byte offset {pos} ({defect}); {}. \
                          {place}: it may be acknowledged data, or a page lost from a batch \
                          that was never acknowledged. The {} before byte offset {} \
                          are intact",
@@ -108,11 +108,8 @@ impl fmt::Display for OpenError {
                         crate::count(report.entries(), "entry", "entries"),
                         report.data_end
                     )?;
-                    if report.data_end < offset {
-                        write!(
-                            f,
-                            " (the frames from there to {offset} fail their checksum)"
-                        )?;
+                    if report.data_end < pos {
+                        write!(f, " (the frames from there to {pos} fail their checksum)")?;
                     }
                     write!(
                         f,

@@ -177,7 +177,7 @@ pub fn load(
 
 /// Rebuilds a sealed segment's index by scanning it: the segment must be
 /// whole frames (bit rot kept) holding exactly `entries`.
-fn rebuild(
+pub(crate) fn rebuild(
     store: &Store,
     segment: File,
     start: u64,
@@ -192,7 +192,7 @@ fn rebuild(
     let len = segment.metadata()?.len();
     let mut positions = Vec::new();
     let report = recovery::scan(&segment, len, 0, start, max_entry_bytes, |f| {
-        positions.push(f.offset);
+        positions.push(f.pos);
     })?;
     positions.truncate(report.entries() as usize);
     if recovery::decide(&report, Recover::Refuse) != Decision::Keep {

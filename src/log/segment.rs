@@ -145,7 +145,7 @@ impl Segment<File> {
         let mut positions = Index::default();
         let mut failing = Vec::new();
         let report = recovery::scan(&file, file_len, 0, start, max_entry_bytes, |f| {
-            positions.push(f.offset);
+            positions.push(f.pos);
             if !f.crc_ok() {
                 failing.push(f.index);
             }

@@ -1,75 +1,59 @@
 //! `wal-node inspect`: every frame of a log file with its status, then a
-//! summary, as a table or as JSON lines. Opens the file read-only.
+//! summary, as a table or as JSON lines. Opens the file read-only. A log
+//! directory is shown segment by segment (`inspect_dir`).
 //!
 //! After broken framing the walk resynchronises at the next whole frame and
 //! goes on numbering frames as if the damaged bytes held none; those indexes
 //! are guesses, marked `?` in the table and `"after_damage": true` in JSON.
 
 use super::summary::Summary;
-use super::{LogFile, Row, walk};
+use super::{LogFile, Row, inspect_dir, walk};
 use crate::frame::checksum_hex;
 use anyhow::{Context, Result};
 use serde::Serialize;
-use std::io::Write;
+use std::io::{self, Write};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    log: LogFile,
+    pub(super) log: LogFile,
 
-    /// Show rows from the frame with this index on (the summary still covers
-    /// the whole file).
+    /// Show rows from the entry with this offset on. For a file the summary
+    /// still covers the whole file; in a directory, segments wholly before
+    /// it are skipped unread, and the summary covers the segments read.
     #[arg(long, value_name = "N", default_value_t = 0)]
-    from: u64,
+    pub(super) from: u64,
 
-    /// Show at most this many frame rows.
+    /// Show at most this many frame rows (in a directory, segments after
+    /// the last row shown are not read).
     #[arg(long, value_name = "K")]
-    limit: Option<u64>,
+    pub(super) limit: Option<u64>,
 
     /// JSON lines instead of a table: one object per frame (`"type":
-    /// "frame"`) or damaged range (`"damage"`), then one `"summary"`.
+    /// "frame"`) or damaged range (`"damage"`), then one `"summary"`; for a
+    /// directory, first its `"meta"`, and a `"segment"` before each
+    /// segment's rows.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 /// Characters of payload shown in the table.
 const PREVIEW_CHARS: usize = 60;
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
+    if args.log.is_dir() {
+        return inspect_dir::run(args, out);
+    }
     let log = args.log.open(false)?;
     let mut summary = Summary::new(&log);
-    let mut shown = 0;
-    let limit = args.limit.unwrap_or(u64::MAX);
-    if !args.json {
-        writeln!(
-            out,
-            "{:>7}  {:>10}  {:>8}  {:<10}  {:<12}  {:<7}  payload",
-            "index", "offset", "length", "crc_stored", "crc_computed", "status"
-        )?;
-    }
-    let mut next_index = 0;
+    let mut rows = Rows::new(args, out);
+    rows.header()?;
+    rows.next_index = log.first_index;
     let reports = walk(&log, |row| {
         summary.count(&row);
-        // A damaged range sits just before the frame numbered `next_index`.
-        let (index, is_frame) = match &row {
-            Row::Frame { frame, .. } => (frame.index, true),
-            Row::Damage { .. } => (next_index, false),
-        };
-        if let Row::Frame { frame, .. } = &row {
-            next_index = frame.index + 1;
-        }
-        if index < args.from || shown >= limit {
-            return Ok(());
-        }
-        shown += u64::from(is_frame);
-        if args.json {
-            serde_json::to_writer(&mut *out, &JsonRow::from(&row))?;
-            writeln!(out)
-        } else {
-            writeln!(out, "{}", table_row(&row))
-        }
+        rows.show(&row)
     })
-    .with_context(|| format!("reading {}", args.log.file.display()))?;
+    .with_context(|| format!("reading {}", args.log.path.display()))?;
     summary.finish(&reports);
     if args.json {
         serde_json::to_writer(&mut *out, &summary)?;
@@ -78,6 +62,68 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
         write_summary(&summary, out)?;
     }
     Ok(0)
+}
+
+/// Which rows are shown (`--from`, `--limit`) and how (`--json`).
+pub(super) struct Rows<'a> {
+    from: u64,
+    limit: u64,
+    json: bool,
+    shown: u64,
+    /// The index of the next frame: a damaged range sits just before it.
+    pub next_index: u64,
+    pub out: &'a mut dyn Write,
+}
+
+impl<'a> Rows<'a> {
+    pub fn new(args: &Args, out: &'a mut dyn Write) -> Rows<'a> {
+        Rows {
+            from: args.from,
+            limit: args.limit.unwrap_or(u64::MAX),
+            json: args.json,
+            shown: 0,
+            next_index: 0,
+            out,
+        }
+    }
+
+    /// The table's column titles (nothing in JSON).
+    pub fn header(&mut self) -> io::Result<()> {
+        if self.json {
+            return Ok(());
+        }
+        writeln!(
+            self.out,
+            "{:>7}  {:>10}  {:>8}  {:<10}  {:<12}  {:<7}  payload",
+            "index", "offset", "length", "crc_stored", "crc_computed", "status"
+        )
+    }
+
+    /// Whether `--limit` rows have been shown.
+    pub fn full(&self) -> bool {
+        self.shown >= self.limit
+    }
+
+    /// Prints `row` if `--from` and `--limit` let it through.
+    pub fn show(&mut self, row: &Row) -> io::Result<()> {
+        let (index, is_frame) = match row {
+            Row::Frame { frame, .. } => (frame.index, true),
+            Row::Damage { .. } => (self.next_index, false),
+        };
+        if let Row::Frame { frame, .. } = row {
+            self.next_index = frame.index + 1;
+        }
+        if index < self.from || self.full() {
+            return Ok(());
+        }
+        self.shown += u64::from(is_frame);
+        if self.json {
+            serde_json::to_writer(&mut *self.out, &JsonRow::from(row))?;
+            writeln!(self.out)
+        } else {
+            writeln!(self.out, "{}", table_row(row))
+        }
+    }
 }
 
 fn table_row(row: &Row) -> String {
@@ -90,7 +136,7 @@ fn table_row(row: &Row) -> String {
             let index = format!("{}{}", frame.index, if *after_damage { "?" } else { "" });
             format!(
                 "{index:>7}  {:>10}  {:>8}  {:<10}  {:<12}  {:<7}  {}",
-                frame.offset,
+                frame.pos,
                 frame.header.length,
                 checksum_hex(frame.header.crc),
                 checksum_hex(frame.crc_computed),
@@ -99,14 +145,14 @@ fn table_row(row: &Row) -> String {
             )
         }
         Row::Damage {
-            offset,
+            pos,
             end,
             resumed,
             defect,
         } => format!(
-            "{:>7}  {offset:>10}  {:>8}  {:<10}  {:<12}  {:<7}  broken framing: {defect}; {}",
+            "{:>7}  {pos:>10}  {:>8}  {:<10}  {:<12}  {:<7}  broken framing: {defect}; {}",
             "-",
-            end - offset,
+            end - pos,
             "-",
             "-",
             "damaged",
@@ -137,7 +183,9 @@ enum JsonRow {
     Frame {
         index: u64,
         after_damage: bool,
-        offset: u64,
+        /// Byte position (the key says `offset`, as the table's column does).
+        #[serde(rename = "offset")]
+        pos: u64,
         length: u32,
         crc_stored: String,
         crc_computed: String,
@@ -145,7 +193,8 @@ enum JsonRow {
         payload: String,
     },
     Damage {
-        offset: u64,
+        #[serde(rename = "offset")]
+        pos: u64,
         length: u64,
         defect: String,
         resync_at: Option<u64>,
@@ -162,7 +211,7 @@ impl From<&Row<'_>> for JsonRow {
             } => JsonRow::Frame {
                 index: frame.index,
                 after_damage,
-                offset: frame.offset,
+                pos: frame.pos,
                 length: frame.header.length,
                 crc_stored: checksum_hex(frame.header.crc),
                 crc_computed: checksum_hex(frame.crc_computed),
@@ -170,13 +219,13 @@ impl From<&Row<'_>> for JsonRow {
                 payload: String::from_utf8_lossy(frame.payload).into_owned(),
             },
             Row::Damage {
-                offset,
+                pos,
                 end,
                 resumed,
                 defect,
             } => JsonRow::Damage {
-                offset,
-                length: end - offset,
+                pos,
+                length: end - pos,
                 defect: defect.to_string(),
                 resync_at: resumed.then_some(end),
             },
@@ -186,14 +235,27 @@ impl From<&Row<'_>> for JsonRow {
 
 /// The summary as the table's footer: totals, then the verdict and each
 /// finding on a line of its own.
-fn write_summary(summary: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
+pub(super) fn write_summary(summary: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
         "entries:     {} ({} bytes)",
         summary.entries, summary.total_bytes
     )?;
-    writeln!(out, "file:        {} bytes", summary.file_bytes)?;
+    match (summary.segments, summary.segments_read) {
+        (Some(total), Some(read)) if read == total => writeln!(
+            out,
+            "segments:    {total} ({} bytes of files)",
+            summary.file_bytes
+        )?,
+        (Some(total), Some(read)) => writeln!(
+            out,
+            "segments:    {read} of {total} read ({} bytes of files); the others were \
+             skipped (--from, --limit), so this summary covers those read only",
+            summary.file_bytes
+        )?,
+        _ => writeln!(out, "file:        {} bytes", summary.file_bytes)?,
+    }
     writeln!(out, "state:       {}", summary.verdict())?;
     for finding in &summary.findings {
         writeln!(out, "             {finding}")?;

@@ -1,40 +1,53 @@
-//! Operator tools: look inside a log file, check it and repair it, with no
-//! node running.
+//! Operator tools: look inside a log, check it and repair it, with no node
+//! running. A log is a node's log directory (`DIR/<id>/`: metadata,
+//! segments, index files) or one segment file (today's single-file format).
 //!
 //! They classify frames exactly as replay does, through `recovery::scan`;
 //! `walk` only adds what a node never needs: carrying on past broken framing.
+//! `survey` does for a directory what `summary` does for one file.
 //!
 //! Exit statuses: 0 clean (or repaired), 1 damage found or repair refused,
-//! 2 the file could not be read or written (clap also exits 2 on a bad
+//! 2 the log could not be read or written (clap also exits 2 on a bad
 //! argument).
 
+mod index_check;
 mod inspect;
+mod inspect_dir;
+mod log_dir;
 mod repair;
+mod repair_dir;
+mod repair_plan;
 mod summary;
+mod survey;
 mod verify;
 mod walk;
 
 pub use walk::{Row, walk};
 
 use crate::frame::DEFAULT_MAX_ENTRY_BYTES;
+use crate::log::names;
 use anyhow::{Context, Result, bail};
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// The operator subcommands of `wal-node`.
 #[derive(clap::Subcommand)]
 pub enum Tool {
-    /// List every frame of a log file with its status, then a summary.
-    /// Read-only.
+    /// List every frame of a log directory (segment by segment, with its
+    /// metadata and index files) or of one segment file, with its status,
+    /// then a summary. Read-only.
     Inspect(inspect::Args),
-    /// Check a log file in one line: exit 0 if clean, 1 if damaged, 2 if it
+    /// Check a log directory (every segment in full, every index file) or one
+    /// segment file in one line: exit 0 if clean, 1 if damaged, 2 if it
     /// cannot be read. Read-only.
     Verify(verify::Args),
-    /// Do offline what replay would do: cut a torn tail, saving the cut bytes
-    /// beside the log as `<file>.torn-<offset>`. Refuses broken framing
-    /// unless given --truncate-at-damage.
+    /// Do offline what replay would do: cut the active segment's torn tail,
+    /// saving the cut bytes beside it as `<file>.torn-<offset>`, and rebuild
+    /// missing or bad index files. Refuses broken framing unless given
+    /// --truncate-at-damage, and damage in a sealed segment unless given
+    /// --allow-sealed.
     Repair(repair::Args),
 }
 
@@ -70,12 +83,14 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// The log file argument every tool takes.
+/// The log argument every tool takes.
 #[derive(clap::Args)]
 pub struct LogFile {
-    /// The log file, a node's `<node_id>.wal`. A name that starts with `-`
-    /// goes after `--`: `wal-node verify -- -n1.wal`.
-    pub file: PathBuf,
+    /// The log: a node's log directory `DIR/<node_id>/`, or one segment file
+    /// (`DIR/<node_id>/<start>.log`, or a previous version's
+    /// `<node_id>.wal`). A name that starts with `-` goes after `--`:
+    /// `wal-node verify -- -n1.wal`.
+    pub path: PathBuf,
 
     /// Largest payload a frame may announce, in bytes: give the node's value,
     /// since a longer length word counts as broken framing.
@@ -83,34 +98,57 @@ pub struct LogFile {
     pub max_entry_bytes: u32,
 }
 
-/// An open log file and what the classifier needs to read it.
+/// An open log file (one segment) and what the classifier needs to read it.
 pub struct Log {
     pub file: File,
     pub len: u64,
     pub max_entry_bytes: u32,
+    /// The offset of its first entry: the start in a segment's name, else 0.
+    pub first_index: u64,
 }
 
 impl LogFile {
-    /// Opens the log, read-only unless `write`; never creates it.
-    pub fn open(&self, write: bool) -> Result<Log> {
-        let path = self.file.display();
-        let file = File::options()
-            .read(true)
-            .write(write)
-            .open(&self.file)
-            .with_context(|| format!("cannot open {path}"))?;
-        let meta = file
-            .metadata()
-            .with_context(|| format!("cannot read the size of {path}"))?;
-        if meta.is_dir() {
-            bail!("cannot read {path}: is a directory");
-        }
-        Ok(Log {
-            file,
-            len: meta.len(),
-            max_entry_bytes: self.max_entry_bytes,
-        })
+    /// Whether the argument names a directory (else a single file).
+    pub fn is_dir(&self) -> bool {
+        self.path.is_dir()
     }
+
+    /// Opens the argument as one file, read-only unless `write`; never
+    /// creates it.
+    pub fn open(&self, write: bool) -> Result<Log> {
+        open_file(&self.path, write, self.max_entry_bytes)
+    }
+}
+
+/// Opens the file at `path`, read-only unless `write`. A file named like a
+/// segment (`<20 digits>.log`) numbers its entries from that offset.
+pub fn open_file(path: &Path, write: bool, max_entry_bytes: u32) -> Result<Log> {
+    let shown = path.display();
+    let file = File::options()
+        .read(true)
+        .write(write)
+        .open(path)
+        .with_context(|| format!("cannot open {shown}"))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read the size of {shown}"))?;
+    if meta.is_dir() {
+        bail!("cannot read {shown}: is a directory");
+    }
+    let first_index = match path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(names::classify)
+    {
+        Some(names::Kind::Segment(start)) => start,
+        _ => 0,
+    };
+    Ok(Log {
+        file,
+        len: meta.len(),
+        max_entry_bytes,
+        first_index,
+    })
 }
 
 pub use crate::count;

@@ -6,6 +6,10 @@
 //!
 //! `inspect` prints it as its summary, `verify` as its one line, `repair`
 //! before saying what it does, so the three never word a file differently.
+//!
+//! For a log directory one summary adds up its segments' (each finding
+//! prefixed by its segment's file name) and what `survey` finds about the
+//! directory itself: metadata, index files, the offset sequence, other files.
 
 use super::{Log, Row, count, walk};
 use crate::recovery::{self, FrameStatus as Status, ScanReport, Tail};
@@ -29,7 +33,10 @@ pub struct Summary {
     pub corrupt_entries: u64,
     /// Non-zero bytes after the last kept frame: a write never acknowledged.
     pub torn_bytes: u64,
-    pub torn_offset: Option<u64>,
+    /// Byte position of the torn tail (the JSON key says `offset`, as
+    /// every byte position the tools print does).
+    #[serde(rename = "torn_offset")]
+    pub torn_pos: Option<u64>,
     pub torn_reason: Option<String>,
     /// Bytes in ranges of broken framing, and how many ranges.
     pub damaged_bytes: u64,
@@ -40,6 +47,15 @@ pub struct Summary {
     pub file_bytes: u64,
     /// The findings in words, in file order: what `verify` prints.
     pub findings: Vec<String>,
+    /// For a directory: how many segment files it holds, and how many of
+    /// them were read (fewer when `inspect --from`/`--limit` skipped some).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments_read: Option<u64>,
+    /// For a directory: the segment file `torn_offset` is in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torn_segment: Option<String>,
     /// Indexes of the first corrupt entries (`?`: a guess after damage).
     #[serde(skip)]
     corrupt_at: Vec<String>,
@@ -64,22 +80,70 @@ impl Summary {
     /// An empty summary of `log`, to `count` rows into and then `finish`.
     pub fn new(log: &Log) -> Summary {
         Summary {
+            file_bytes: log.len,
+            ..Summary::empty()
+        }
+    }
+
+    /// An empty summary of a directory of `segments` segment files, to add
+    /// segments and findings to.
+    pub fn for_dir(segments: u64) -> Summary {
+        Summary {
+            segments: Some(segments),
+            segments_read: Some(0),
+            ..Summary::empty()
+        }
+    }
+
+    fn empty() -> Summary {
+        Summary {
             kind: "summary",
             clean: true,
             entries: 0,
             total_bytes: 0,
             corrupt_entries: 0,
             torn_bytes: 0,
-            torn_offset: None,
+            torn_pos: None,
             torn_reason: None,
             damaged_bytes: 0,
             damaged_ranges: 0,
             free_bytes: 0,
-            file_bytes: log.len,
+            file_bytes: 0,
             findings: Vec::new(),
+            segments: None,
+            segments_read: None,
+            torn_segment: None,
             corrupt_at: Vec::new(),
             broken: Vec::new(),
         }
+    }
+
+    /// Adds a finished summary of the segment file `name` to a directory's.
+    pub fn add_segment(&mut self, name: &str, seg: &Summary) {
+        self.entries += seg.entries;
+        self.total_bytes += seg.total_bytes;
+        self.corrupt_entries += seg.corrupt_entries;
+        self.torn_bytes += seg.torn_bytes;
+        if self.torn_pos.is_none() && seg.torn_pos.is_some() {
+            self.torn_pos = seg.torn_pos;
+            self.torn_reason = seg.torn_reason.clone();
+            self.torn_segment = Some(name.to_owned());
+        }
+        self.damaged_bytes += seg.damaged_bytes;
+        self.damaged_ranges += seg.damaged_ranges;
+        self.free_bytes += seg.free_bytes;
+        self.file_bytes += seg.file_bytes;
+        self.segments_read = Some(self.segments_read.unwrap_or(0) + 1);
+        self.findings
+            .extend(seg.findings.iter().map(|f| format!("{name}: {f}")));
+        self.clean &= seg.clean;
+    }
+
+    /// Adds what was found about a directory beyond its segments' frames;
+    /// `damage` makes the directory not clean.
+    pub fn add_finding(&mut self, finding: String, damage: bool) {
+        self.findings.push(finding);
+        self.clean &= !damage;
     }
 
     /// Adds one row of a walk, in file order.
@@ -104,17 +168,17 @@ impl Summary {
                 }
             }
             Row::Damage {
-                offset,
+                pos,
                 end,
                 resumed,
                 defect,
             } => {
-                self.damaged_bytes += end - offset;
+                self.damaged_bytes += end - pos;
                 self.damaged_ranges += 1;
                 if self.broken.len() < LISTED {
                     self.broken.push(format!(
-                        "broken framing at byte offset {offset} ({}: {defect}), {}",
-                        count(end - offset, "byte", "bytes"),
+                        "broken framing at byte offset {pos} ({}: {defect}), {}",
+                        count(end - pos, "byte", "bytes"),
                         recovery::resumption(resumed.then_some(end))
                     ));
                 }
@@ -130,7 +194,7 @@ impl Summary {
                 Tail::Zeros { len } => self.free_bytes = len,
                 Tail::Torn { len, reason } => {
                     self.torn_bytes = len;
-                    self.torn_offset = Some(last.data_end);
+                    self.torn_pos = Some(last.data_end);
                     self.torn_reason = Some(reason.to_string());
                     self.free_bytes = self.file_bytes - last.damaged_end;
                 }
@@ -169,7 +233,7 @@ impl Summary {
                 count(unlisted, "range", "ranges")
             ));
         }
-        if let (Some(at), Some(reason)) = (self.torn_offset, &self.torn_reason) {
+        if let (Some(at), Some(reason)) = (self.torn_pos, &self.torn_reason) {
             found.push(format!(
                 "torn tail at byte offset {at} ({}: {reason})",
                 count(self.torn_bytes, "byte", "bytes")
@@ -190,13 +254,22 @@ impl Summary {
         if self.clean { "clean" } else { "damaged" }
     }
 
-    /// `N entries (B bytes)`.
+    /// `N entries (B bytes)`, and for a directory ` in K segments` (` in
+    /// J of K segments read` when some were skipped).
     pub fn contents(&self) -> String {
-        format!(
+        let mut contents = format!(
             "{} ({} bytes)",
             count(self.entries, "entry", "entries"),
             self.total_bytes
-        )
+        );
+        if let (Some(total), Some(read)) = (self.segments, self.segments_read) {
+            contents.push_str(&if read == total {
+                format!(" in {}", count(total, "segment", "segments"))
+            } else {
+                format!(" in {read} of {total} segments read")
+            });
+        }
+        contents
     }
 
     /// The whole summary in one line: verdict, contents, findings.

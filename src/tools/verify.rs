@@ -1,7 +1,11 @@
-//! `wal-node verify`: the file's summary in one line, and an exit status
-//! saying whether it is clean. Opens the file read-only.
+//! `wal-node verify`: the log's summary in one line, and an exit status
+//! saying whether it is clean. A directory is checked in full: every
+//! segment, every index file, the offsets, the metadata (`survey`). Opens
+//! everything read-only.
 
+use super::log_dir::LogDir;
 use super::summary::Summary;
+use super::survey::Survey;
 use super::{DAMAGED, LogFile};
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -13,9 +17,16 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
-    let path = args.log.file.display();
-    let log = args.log.open(false)?;
-    let (summary, _) = Summary::of(&log).with_context(|| format!("cannot read {path}"))?;
+    let path = args.log.path.display();
+    let summary = if args.log.is_dir() {
+        let dir = LogDir::read(&args.log.path)?;
+        Survey::of(dir, args.log.max_entry_bytes)?.summary
+    } else {
+        let log = args.log.open(false)?;
+        Summary::of(&log)
+            .with_context(|| format!("cannot read {path}"))?
+            .0
+    };
     writeln!(out, "{path}: {}", summary.line())?;
     Ok(if summary.clean { 0 } else { DAMAGED })
 }

@@ -15,11 +15,11 @@ pub enum Row<'a> {
         status: Status,
         after_damage: bool,
     },
-    /// Broken framing: bytes `[offset, end)` hold no frame that parses.
+    /// Broken framing: bytes `[pos, end)` hold no frame that parses.
     /// `resumed`: whole frames follow from `end` on; if not, the search for
     /// one gave up and `end` is the end of the non-zero data.
     Damage {
-        offset: u64,
+        pos: u64,
         end: u64,
         resumed: bool,
         defect: HeaderDefect,
@@ -35,7 +35,7 @@ pub enum Row<'a> {
 /// further calls and is returned once the scan ends.
 pub fn walk(log: &Log, mut on: impl FnMut(Row) -> io::Result<()>) -> io::Result<Vec<ScanReport>> {
     let mut reports = Vec::new();
-    let (mut start, mut next_index, mut after_damage) = (0, 0, false);
+    let (mut start, mut next_index, mut after_damage) = (0, log.first_index, false);
     let mut failed = None;
     let mut emit = |row: Row| {
         if failed.is_none() {
@@ -71,13 +71,13 @@ pub fn walk(log: &Log, mut on: impl FnMut(Row) -> io::Result<()>) -> io::Result<
         reports.push(report);
         match tail {
             Tail::BrokenFraming {
-                offset,
+                pos,
                 defect,
                 resync_at,
             } => {
                 let damaged_end = reports.last().expect("just pushed").damaged_end;
                 emit(Row::Damage {
-                    offset,
+                    pos,
                     end: resync_at.unwrap_or(damaged_end),
                     resumed: resync_at.is_some(),
                     defect,
