@@ -1,11 +1,12 @@
 //! kill -9 the node while a client pipelines appends, many times, at random
 //! points; after each restart every acknowledged append reads back valid at
 //! its offset, and nothing the client never sent is ever served (issue 3).
+//! With 1 KiB segments every round crosses many rolls, so kills land inside
+//! them too, and the segment list must stay consistent (issue 9).
 
 mod common;
 mod crash_support;
 
-use common::log_path;
 use crash_support::*;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -116,17 +117,45 @@ fn verify(node: &mut common::Running, client: &Client, offsets: &[u64], what: &s
 
 #[test]
 fn kill_9_during_pipelined_appends_loses_no_acknowledged_append() {
-    let mut rng = Rng::from_env("crash_kill");
+    let segments = kill_loop("crash_kill", None, 0);
+    assert_eq!(segments, 1, "the default limit is never reached here");
+}
+
+/// The same with 1 KiB segments (some 10 appends each): every round rolls
+/// many times (100 appends are answered before the random part, which
+/// rolls at least once whatever the timing), so kills land inside rolls as
+/// well as between them.
+#[test]
+fn kill_9_across_many_segment_rolls_loses_no_acknowledged_append() {
+    let segments = kill_loop("crash_kill_rolls", Some(1024), 100);
+    assert!(segments > ROUNDS as usize, "{segments} segments");
+}
+
+/// Kills the node `ROUNDS` times while appends are pipelined, restarting
+/// it each time (with `--max-segment-bytes limit` if given), and checks
+/// after each restart what the node serves against what it acknowledged
+/// and its segment list against the files. Each round first has `warm_up`
+/// appends answered. Returns the number of segments at the end.
+fn kill_loop(test: &str, limit: Option<u64>, warm_up: usize) -> usize {
+    let mut rng = Rng::from_env(test);
     let dir = tempdir();
     let dir_arg = dir.path().to_str().unwrap().to_string();
+    let log_dir = dir.path().join("n1");
     let err = dir.path().join("node.stderr");
+    let limit_arg = limit.map(|n| n.to_string());
+    let mut args = vec!["--dir", &dir_arg];
+    if let Some(n) = &limit_arg {
+        args.extend(["--max-segment-bytes", n]);
+    }
+    let limit = limit.unwrap_or(wal_node::log::DEFAULT_MAX_SEGMENT_BYTES);
     let mut client = Client::default();
     let mut acked_before = 0usize;
     let mut total_killed_with_backlog = 0;
     let mut cut_replies = 0;
+    let mut segments = 0;
 
     for round in 0..=ROUNDS {
-        let mut node = spawn_logged("", &["--dir", &dir_arg], &err);
+        let mut node = spawn_logged("", &args, &err);
         let init = node.init("n1");
         assert_eq!(
             init["type"],
@@ -150,6 +179,19 @@ fn kill_9_during_pipelined_appends_loses_no_acknowledged_append() {
             max_acked - 1
         );
         assert_eq!(info["corrupt_entries"], json!(0), "round {round}: {info}");
+        let listed = node.request(json!({"type": "wal_segment_info"}));
+        let before = segments;
+        segments = check_segment_list(
+            &format!("round {round}, after kill -9"),
+            &listed,
+            &info,
+            &log_dir,
+            limit,
+        );
+        assert!(
+            warm_up == 0 || round == 0 || segments > before,
+            "round {round}: {before} segments before, {segments} after: the round did not roll"
+        );
 
         // Read back the last round's acknowledgements and the entries after
         // them, plus a sample of older ones; the last pass reads everything.
@@ -179,17 +221,36 @@ fn kill_9_during_pipelined_appends_loses_no_acknowledged_append() {
         );
         if round == ROUNDS {
             assert!(node.finish().success(), "the last node exited badly");
-            let bytes = std::fs::read(log_path(dir.path(), "n1")).unwrap();
-            let (frames, _) = parse_whole_frames(&bytes)
-                .unwrap_or_else(|e| panic!("the log after a clean exit: {e}"));
+            let on_disk = payloads_on_disk(&log_dir);
             assert_eq!(
-                frames.len() as u64,
+                on_disk.len() as u64,
                 entries,
-                "frames in the file vs entries"
+                "frames in the segment files vs entries"
             );
+            for (offset, payload) in &client.acked {
+                assert_eq!(
+                    on_disk[*offset as usize],
+                    payload.as_bytes(),
+                    "offset {offset} in the segment files"
+                );
+            }
             break;
         }
         acked_before = entries as usize;
+
+        if warm_up > 0 {
+            // Appends answered before the kill: whatever the timing, the
+            // round rolls at least once (a frame is 13 bytes or more).
+            let first_id = client.next_msg_id + 1;
+            let bodies: Vec<Value> = (0..warm_up)
+                .map(
+                    |_| json!({"type": "wal_append", "payload": client.payload(&mut rng, round).1}),
+                )
+                .collect();
+            for r in pipelined(&mut node, first_id, &bodies) {
+                client.reply(&r);
+            }
+        }
 
         // Pipeline appends for a random 0-50 ms, then kill -9 at once.
         let run_for = Duration::from_millis(rng.range(0, 51));
@@ -220,11 +281,24 @@ fn kill_9_during_pipelined_appends_loses_no_acknowledged_append() {
             total_killed_with_backlog += 1;
         }
     }
-    let torn = read_text(&err).matches("torn tail").count();
+    let stderr = read_text(&err);
+    let torn = stderr.matches("torn tail").count();
+    // What restarts found of a roll cut short by the kill: a sealed segment
+    // whose next one was missing, a half-written index file, an index
+    // missing beside a later segment.
+    let rolls_cut: usize = [
+        "was sealed when an earlier run stopped",
+        "half-written when a crash stopped",
+        "rebuilt from the segment",
+        "stale index of the active segment",
+    ]
+    .iter()
+    .map(|what| stderr.matches(what).count())
+    .sum();
     eprintln!(
-        "crash_kill: {} appends acknowledged of {} sent over {ROUNDS} kills ({} of them with \
+        "{test}: {} appends acknowledged of {} sent over {ROUNDS} kills ({} of them with \
          appends still unanswered, {cut_replies} cutting a reply mid-line); {torn} restarts cut a \
-         torn tail",
+         torn tail, {rolls_cut} found a roll cut short; {segments} segments",
         client.acked.len(),
         client.sent.len(),
         total_killed_with_backlog
@@ -233,6 +307,7 @@ fn kill_9_during_pipelined_appends_loses_no_acknowledged_append() {
         total_killed_with_backlog > 0,
         "no kill landed while appends were in flight: the test did not exercise a crash"
     );
+    segments
 }
 
 /// What the test above meets when a kill lands while the node writes a

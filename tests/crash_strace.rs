@@ -1,6 +1,8 @@
-//! Syscall order under `strace` (issue 3): no acknowledgement reaches stdout
-//! while WAL bytes written before it are not yet covered by a sync of the
-//! log, and the directory is synced after the log file is created.
+//! Syscall order under `strace` (issues 3 and 9): no acknowledgement
+//! reaches stdout while a segment write made before it is not yet covered by
+//! a sync of that segment file; every segment file created, and every
+//! sealed segment's index renamed into place, is made durable by a sync of
+//! the log directory before an acknowledgement depends on it.
 //!
 //! Needs `strace` (`.ci/run` installs it). Without it these tests fail, on
 //! purpose: a crash-safety proof that silently does not run proves nothing.
@@ -9,227 +11,21 @@ mod common;
 mod crash_support;
 
 use common::log_path;
+use crash_support::strace::*;
 use crash_support::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// Fails the test, with what to do, if strace cannot trace here.
-fn require_strace() {
-    match Command::new("strace")
-        .args(["-f", "-o", "/dev/null", "true"])
-        .output()
-    {
-        Err(e) => panic!(
-            "strace is needed for the syscall-order tests but could not be run ({e}). Install it: \
-             `apt-get install -y strace` (CI's .ci/run does this)."
-        ),
-        Ok(out) if !out.status.success() => panic!(
-            "strace is installed but cannot trace here ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Ok(_) => {}
-    }
-}
-
-fn traced_syscalls() -> String {
-    let mut calls = vec![
-        "openat",
-        "write",
-        "pwrite64",
-        "writev",
-        "pwritev",
-        "pwritev2",
-        "fdatasync",
-        "fsync",
-        "ftruncate",
-        "fallocate",
-        "sync_file_range",
-        "close",
-        "dup",
-        "dup3",
-        "renameat",
-        "renameat2",
-    ];
-    if cfg!(target_arch = "x86_64") {
-        calls.extend(["open", "creat", "dup2", "rename"]);
-    }
-    calls.join(",")
-}
-
-/// Starts the node under `strace -f -tt -y`, tracing to `trace`.
-fn spawn_traced(dir: &Path, trace: &Path, stderr_to: &Path) -> common::Running {
-    common::Running::spawn_with(&mut traced_command(dir, trace, stderr_to, &[]))
-}
-
-/// The node under `strace -f -tt -y`, tracing to `trace`, with `extra`
-/// strace options (such as fault injection).
-fn traced_command(dir: &Path, trace: &Path, stderr_to: &Path, extra: &[&str]) -> Command {
-    let calls = traced_syscalls();
-    let argv = [
-        "strace",
-        "-f",
-        "-tt",
-        "-y",
-        "-s",
-        "4194304",
-        "-o",
-        trace.to_str().unwrap(),
-        "-e",
-        &format!("trace={calls}"),
-        "-e",
-        "signal=none",
-    ];
-    // stderr of strace and of the node go to a file, not the test output.
-    let script = "exec \"$@\" 2>>\"$WAL_TEST_STDERR\"";
-    let mut cmd = Command::new("bash");
-    cmd.arg("-c")
-        .arg(script)
-        .arg("bash")
-        .args(argv)
-        .args(extra)
-        .args(["--", common::bin(), "--dir", dir.to_str().unwrap()])
-        .env("WAL_TEST_STDERR", stderr_to);
-    cmd
-}
-
-/// One system call, from its start line to its result line.
-#[derive(Debug, Clone)]
-struct Call {
-    pid: u64,
-    name: String,
-    /// The arguments as printed (from the start line).
-    args: String,
-    /// The return value, if the call returned.
-    ret: Option<i64>,
-    /// Line numbers (1-based) where it started and where it returned.
-    start: usize,
-    end: usize,
-}
-
-impl Call {
-    /// The fd argument's number and, thanks to `-y`, its path.
-    fn fd(&self) -> Option<(i64, &str)> {
-        let digits: String = self.args.chars().take_while(char::is_ascii_digit).collect();
-        let fd = digits.parse().ok()?;
-        let rest = &self.args[digits.len()..];
-        let path = rest
-            .strip_prefix('<')
-            .and_then(|r| r.find('>').map(|i| &r[..i]))
-            .unwrap_or("");
-        Some((fd, path))
-    }
-
-    fn on(&self, path: &Path) -> bool {
-        self.fd().is_some_and(|(_, p)| Path::new(p) == path)
-    }
-
-    fn ok(&self) -> bool {
-        self.ret.is_some_and(|r| r >= 0)
-    }
-}
-
-/// Parses an `strace -f -tt -y -o` file, joining `<unfinished ...>` lines
-/// with their `<... resumed>` ends (per pid and syscall).
-fn parse_trace(text: &str) -> Vec<Call> {
-    let mut calls: Vec<Call> = Vec::new();
-    let mut open: HashMap<(u64, String), usize> = HashMap::new();
-    for (i, line) in text.lines().enumerate() {
-        let lineno = i + 1;
-        // "PID TIME CALL...": strace pads the pid column, so split on runs
-        // of spaces (a 4-digit pid is followed by two).
-        let Some((pid, after_pid)) = line.split_once(' ') else {
-            continue;
-        };
-        let Some((_time, rest)) = after_pid.trim_start().split_once(' ') else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<u64>() else {
-            continue;
-        };
-        if let Some(resumed) = rest.strip_prefix("<... ") {
-            // `<... NAME resumed>ARGS) = RET`
-            let Some((name, tail)) = resumed.split_once(" resumed>") else {
-                continue;
-            };
-            if let Some(idx) = open.remove(&(pid, name.to_string())) {
-                calls[idx].ret = return_value(tail);
-                calls[idx].end = lineno;
-                calls[idx].args.push_str(tail);
-            }
-            continue;
-        }
-        let Some(paren) = rest.find('(') else {
-            continue; // "+++ exited ...", "--- SIG...": not a call
-        };
-        let name = rest[..paren].to_string();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            continue;
-        }
-        let args = &rest[paren + 1..];
-        if let Some(args) = args.strip_suffix("<unfinished ...>") {
-            open.insert((pid, name.clone()), calls.len());
-            calls.push(Call {
-                pid,
-                name,
-                args: args.to_string(),
-                ret: None,
-                start: lineno,
-                end: usize::MAX,
-            });
-        } else {
-            calls.push(Call {
-                pid,
-                name,
-                args: args.to_string(),
-                ret: return_value(args),
-                start: lineno,
-                end: lineno,
-            });
-        }
-    }
-    calls
-}
-
-/// The number after the last ` = ` of a result line.
-fn return_value(tail: &str) -> Option<i64> {
-    let (_, ret) = tail.rsplit_once(") = ")?;
-    let num: String = ret
-        .chars()
-        .enumerate()
-        .take_while(|&(i, c)| c.is_ascii_digit() || (i == 0 && c == '-'))
-        .map(|(_, c)| c)
-        .collect();
-    num.parse().ok()
-}
-
-const WRITES: [&str; 7] = [
-    "write",
-    "pwrite64",
-    "writev",
-    "pwritev",
-    "pwritev2",
-    "ftruncate",
-    "fallocate",
-];
-const SYNCS: [&str; 2] = ["fsync", "fdatasync"];
-
-fn is_stdout_write(c: &Call) -> bool {
-    matches!(c.name.as_str(), "write" | "writev") && c.fd().is_some_and(|(fd, _)| fd == 1)
-}
-
-/// Whether a write to stdout may carry an append's acknowledgement: it
-/// shows one, or its string was cut short by `-s` (so it might).
-fn may_ack(c: &Call) -> bool {
-    // strace marks a cut string as `"...`, right after its closing quote (an
-    // escaped quote inside the string would read `\"`).
-    let cut = c
-        .args
-        .match_indices("\"...,")
-        .any(|(i, _)| i == 0 || c.args.as_bytes()[i - 1] != b'\\');
-    c.args.contains("wal_append_ok") || cut
+/// Starts the node (`--dir dir`, then `node_args`) under `strace -f -tt -y`.
+fn spawn_traced(t: &Traced, node_args: &[&str]) -> common::Running {
+    common::Running::spawn_with(&mut traced_command(
+        &t.dir,
+        &t.trace,
+        &t.stderr,
+        &[],
+        node_args,
+    ))
 }
 
 /// What the trace shows, checked.
@@ -238,13 +34,24 @@ struct Findings {
     ack_writes: usize,
     wal_writes: usize,
     wal_syncs: usize,
+    /// Segment files written to.
+    segments_written: usize,
 }
 
-/// Check (a): at the start of every stdout write that may carry an
-/// acknowledgement, every change to the log (write, truncate, allocate)
-/// started before it is covered by a sync of the log that began after that
-/// change returned and that returned 0 before the stdout write began.
-fn check_acks_follow_syncs(calls: &[Call], log: &Path, trace: &str) -> Findings {
+/// The segment file of the log directory `dir` that `c`'s fd names.
+fn segment_of<'c>(c: &'c Call, dir: &Path) -> Option<&'c Path> {
+    let (_, path) = c.fd()?;
+    let path = Path::new(path);
+    segment_start(path, dir).map(|_| path)
+}
+
+/// Check (a), over every segment file of the log directory `dir`: at the
+/// start of every stdout write that may carry an acknowledgement, every
+/// change to a segment (write, truncate, allocate) started before it is
+/// covered by a sync of that same file that began after the change returned
+/// and returned 0 before the stdout write began. After a failed sync of a
+/// segment or of the directory, nothing may be acknowledged at all.
+fn check_acks_follow_syncs(calls: &[Call], dir: &Path, trace: &str) -> Findings {
     // Timeline of (line, order, call index): starts before ends on a line.
     let mut events: Vec<(usize, u8, usize)> = Vec::new();
     for (i, c) in calls.iter().enumerate() {
@@ -257,6 +64,7 @@ fn check_acks_follow_syncs(calls: &[Call], log: &Path, trace: &str) -> Findings 
     let mut unsynced: BTreeSet<usize> = BTreeSet::new();
     let mut returned: BTreeSet<usize> = BTreeSet::new();
     let mut sync_covers: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut written: BTreeSet<&Path> = BTreeSet::new();
     // After a failed sync the kernel may have dropped dirty pages, so no
     // later sync proves anything: nothing may be acknowledged any more.
     let mut failed_sync: Option<usize> = None;
@@ -265,21 +73,29 @@ fn check_acks_follow_syncs(calls: &[Call], log: &Path, trace: &str) -> Findings 
         ack_writes: 0,
         wal_writes: 0,
         wal_syncs: 0,
+        segments_written: 0,
     };
     for (_, phase, i) in events {
         let c = &calls[i];
-        let wal_write = WRITES.contains(&c.name.as_str()) && c.on(log);
-        let wal_sync = SYNCS.contains(&c.name.as_str()) && c.on(log);
+        let segment = segment_of(c, dir);
+        let wal_write = WRITES.contains(&c.name.as_str()) && segment.is_some();
+        let wal_sync = SYNCS.contains(&c.name.as_str()) && segment.is_some();
+        let dir_sync = SYNCS.contains(&c.name.as_str()) && c.on(dir);
         match (phase, wal_write, wal_sync) {
             (0, true, _) => {
                 unsynced.insert(i);
+                written.extend(segment);
                 f.wal_writes += 1;
             }
             (1, true, _) => {
                 returned.insert(i);
             }
             (0, _, true) => {
-                let covered = unsynced.iter().copied().filter(|w| returned.contains(w));
+                // A sync covers its own file's changes only.
+                let covered = unsynced
+                    .iter()
+                    .copied()
+                    .filter(|w| returned.contains(w) && segment_of(&calls[*w], dir) == segment);
                 sync_covers.insert(i, covered.collect());
             }
             (1, _, true) if c.ret == Some(0) => {
@@ -289,6 +105,9 @@ fn check_acks_follow_syncs(calls: &[Call], log: &Path, trace: &str) -> Findings 
                 }
             }
             (1, _, true) => {
+                failed_sync.get_or_insert(i);
+            }
+            (1, _, _) if dir_sync && c.ret != Some(0) => {
                 failed_sync.get_or_insert(i);
             }
             (0, false, false) if is_stdout_write(c) && may_ack(c) => {
@@ -307,12 +126,13 @@ fn check_acks_follow_syncs(calls: &[Call], log: &Path, trace: &str) -> Findings 
                 if let Some(&w) = unsynced.iter().next() {
                     let wc = &calls[w];
                     panic!(
-                        "an acknowledgement went to stdout (trace line {}, pid {}) while the log \
-                         write at line {} ({}, returned {:?}) was not yet covered by a successful \
-                         fsync/fdatasync of the log: an append was acknowledged before it was \
-                         durable.\n{} unsynced log changes in all.\nTrace lines around it:\n{}",
+                        "an acknowledgement went to stdout (trace line {}, pid {}) while the write \
+                         to {} at line {} ({}, returned {:?}) was not yet covered by a successful \
+                         fsync/fdatasync of that file: an append was acknowledged before it was \
+                         durable.\n{} unsynced segment changes in all.\nTrace lines around it:\n{}",
                         c.start,
                         c.pid,
+                        segment_of(wc, dir).map_or("?".into(), |p| p.display().to_string()),
                         wc.start,
                         wc.name,
                         wc.ret,
@@ -324,70 +144,123 @@ fn check_acks_follow_syncs(calls: &[Call], log: &Path, trace: &str) -> Findings 
             _ => {}
         }
     }
+    f.segments_written = written.len();
     f
 }
 
-/// Check (b): the log's creation (`openat` with `O_CREAT`) is followed by a
-/// successful fsync of its directory, before any acknowledgement.
-fn check_dir_synced_after_create(calls: &[Call], log: &Path, trace: &str) {
-    let dir = log.parent().unwrap();
-    let quoted = format!("\"{}\"", log.display());
-    let create = calls
+/// The line where the first successful fsync of `dir` that began after
+/// line `after` returned, if any.
+fn dir_synced_after(calls: &[Call], dir: &Path, after: usize) -> Option<usize> {
+    calls
         .iter()
-        .find(|c| {
-            matches!(c.name.as_str(), "openat" | "open" | "creat")
-                && c.args.contains(&quoted)
-                && (c.name == "creat" || c.args.contains("O_CREAT"))
-                && c.ok()
+        .filter(|c| {
+            SYNCS.contains(&c.name.as_str()) && c.on(dir) && c.ret == Some(0) && c.start > after
         })
-        .unwrap_or_else(|| {
-            panic!(
-                "the trace shows no creation of {} (openat with O_CREAT)",
-                log.display()
-            )
-        });
-    let first_ack = calls
-        .iter()
-        .filter(|c| is_stdout_write(c) && c.args.contains("wal_append_ok"))
-        .map(|c| c.start)
+        .map(|c| c.end)
         .min()
-        .unwrap_or(usize::MAX);
-    let synced = calls.iter().any(|c| {
-        SYNCS.contains(&c.name.as_str())
-            && c.on(dir)
-            && c.ret == Some(0)
-            && c.start > create.end
-            && c.end < first_ack
-    });
-    assert!(
-        synced,
-        "{} was created at trace line {} but its directory {} was not fsynced after that and \
-         before the first acknowledgement (line {first_ack}): after a crash the log's name, and \
-         every acknowledged append in it, could be gone.\nTrace from the creation:\n{}",
-        log.display(),
-        create.start,
-        dir.display(),
-        excerpt(trace, create.start, first_ack.min(create.start + 30))
-    );
 }
 
-/// Trace lines `from..=to` (1-based), long lines shortened.
-fn excerpt(trace: &str, from: usize, to: usize) -> String {
-    let to = to.min(from + 60);
-    trace
-        .lines()
-        .enumerate()
-        .filter(|(i, _)| (from.saturating_sub(3)..=to).contains(&(i + 1)))
-        .map(|(i, l)| {
-            let l: String = l.chars().take(200).collect();
-            format!("{:>7}: {l}\n", i + 1)
-        })
-        .collect()
+/// Stdout writes that may carry acknowledgements.
+fn ack_writes(calls: &[Call]) -> impl Iterator<Item = &Call> {
+    calls.iter().filter(|c| is_stdout_write(c) && may_ack(c))
+}
+
+/// Check (b): every segment file's creation (`openat` with `O_CREAT`) is
+/// followed by a successful fsync of the log directory before the next
+/// acknowledgement. Returns the number of creations seen.
+fn check_dir_synced_after_creates(calls: &[Call], dir: &Path, trace: &str) -> usize {
+    let mut created = 0;
+    for create in calls
+        .iter()
+        .filter(|c| c.ok() && c.creates().is_some_and(|p| segment_start(p, dir).is_some()))
+    {
+        created += 1;
+        let Some(ack) = ack_writes(calls).find(|c| c.start > create.end) else {
+            continue;
+        };
+        let synced = dir_synced_after(calls, dir, create.end);
+        assert!(
+            synced.is_some_and(|line| line < ack.start),
+            "{} was created at trace line {} but the log directory {} was not fsynced after \
+             that and before the next acknowledgement (line {}): after a crash the segment's \
+             name, and every acknowledged append in it, could be gone.\nTrace from the \
+             creation:\n{}",
+            create.quoted()[0],
+            create.start,
+            dir.display(),
+            ack.start,
+            excerpt(trace, create.start, ack.start.min(create.start + 30))
+        );
+    }
+    created
+}
+
+/// Check (c): a sealed segment's index renamed into place (`<S>.index`) is
+/// made durable by a successful fsync of the log directory before any
+/// entry of the next segment (offsets from the next segment file's start
+/// on) is acknowledged. Returns the number of index renames seen.
+fn check_index_renames(calls: &[Call], dir: &Path, trace: &str) -> usize {
+    // Every segment the trace names, created or written.
+    let starts: BTreeSet<u64> = calls
+        .iter()
+        .flat_map(|c| [c.creates(), c.fd().map(|(_, p)| Path::new(p))])
+        .flatten()
+        .filter_map(|p| segment_start(p, dir))
+        .collect();
+    let mut renamed = 0;
+    for rename in calls.iter().filter(|c| c.ok()) {
+        let Some((_, to)) = rename.renames() else {
+            continue;
+        };
+        let sealed = to
+            .file_name()
+            .and_then(|n| n.to_str()?.strip_suffix(".index"))
+            .and_then(|stem| segment_name_start(&format!("{stem}.log")));
+        let Some(sealed) = sealed.filter(|_| to.parent() == Some(dir)) else {
+            continue;
+        };
+        renamed += 1;
+        let Some(&next) = starts.range(sealed + 1..).next() else {
+            continue;
+        };
+        let synced = dir_synced_after(calls, dir, rename.end);
+        for ack in ack_writes(calls) {
+            let Some(&offset) = acked_offsets(ack).iter().find(|&&o| o >= next) else {
+                continue;
+            };
+            assert!(
+                synced.is_some_and(|line| line < ack.start),
+                "an acknowledgement of offset {} (trace line {}), in the segment after {}, went \
+                 out before the log directory was fsynced after that index's rename (line {}): \
+                 after a crash the index's name may be gone.\nTrace from the rename:\n{}",
+                if offset == u64::MAX {
+                    "? (string cut short)".to_string()
+                } else {
+                    offset.to_string()
+                },
+                ack.start,
+                to.display(),
+                rename.start,
+                excerpt(trace, rename.start, ack.start.min(rename.start + 30))
+            );
+        }
+    }
+    renamed
+}
+
+/// All three checks.
+fn check_all(calls: &[Call], dir: &Path, trace: &str) -> (Findings, usize, usize) {
+    let f = check_acks_follow_syncs(calls, dir, trace);
+    let created = check_dir_synced_after_creates(calls, dir, trace);
+    let renamed = check_index_renames(calls, dir, trace);
+    (f, created, renamed)
 }
 
 struct Traced {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
+    /// The log directory of node n1, and its first segment.
+    log_dir: PathBuf,
     log: PathBuf,
     trace: PathBuf,
     stderr: PathBuf,
@@ -399,6 +272,7 @@ fn traced_dirs() -> Traced {
     let root = tmp.path().canonicalize().unwrap();
     let dir = root.join("logs");
     Traced {
+        log_dir: dir.join("n1"),
         log: log_path(&dir, "n1"),
         trace: root.join("trace"),
         stderr: root.join("stderr"),
@@ -407,7 +281,9 @@ fn traced_dirs() -> Traced {
     }
 }
 
-fn analyse(t: &Traced) -> (Vec<Call>, Findings, String) {
+/// The trace parsed and checked: (calls, findings, segment files created,
+/// indexes renamed, the trace's text).
+fn analyse(t: &Traced) -> (Vec<Call>, Findings, usize, usize, String) {
     let trace = std::fs::read_to_string(&t.trace).expect("reading the strace output");
     let calls = parse_trace(&trace);
     assert!(
@@ -415,8 +291,8 @@ fn analyse(t: &Traced) -> (Vec<Call>, Findings, String) {
         "the trace holds no calls; strace's output:\n{}",
         read_text(&t.stderr)
     );
-    let f = check_acks_follow_syncs(&calls, &t.log, &trace);
-    (calls, f, trace)
+    let (f, created, renamed) = check_all(&calls, &t.log_dir, &trace);
+    (calls, f, created, renamed, trace)
 }
 
 fn append_body(i: usize) -> Value {
@@ -427,7 +303,7 @@ fn append_body(i: usize) -> Value {
 fn pipelined_appends_are_acknowledged_only_after_their_sync() {
     require_strace();
     let t = traced_dirs();
-    let mut node = spawn_traced(&t.dir, &t.trace, &t.stderr);
+    let mut node = spawn_traced(&t, &[]);
     let init = node.init("n1");
     assert_eq!(init["type"], "init_ok", "{init}\n{}", read_text(&t.stderr));
     const N: usize = 3000;
@@ -450,8 +326,11 @@ fn pipelined_appends_are_acknowledged_only_after_their_sync() {
     assert!(replies.iter().all(|r| r["type"] != "error"), "{replies:?}");
     assert!(node.finish().success(), "{}", read_text(&t.stderr));
 
-    let (calls, f, trace) = analyse(&t);
-    check_dir_synced_after_create(&calls, &t.log, &trace);
+    let (_, f, created, _, _) = analyse(&t);
+    assert_eq!(
+        created, 1,
+        "the log's one segment was created (and checked) once"
+    );
     assert!(f.wal_writes > 0 && f.ack_writes > 0, "nothing was traced");
     assert!(
         f.acks >= 100,
@@ -476,7 +355,7 @@ fn pipelined_appends_are_acknowledged_only_after_their_sync() {
 fn single_requests_are_acknowledged_only_after_their_sync() {
     require_strace();
     let t = traced_dirs();
-    let mut node = spawn_traced(&t.dir, &t.trace, &t.stderr);
+    let mut node = spawn_traced(&t, &[]);
     let init = node.init("n1");
     assert_eq!(init["type"], "init_ok", "{init}\n{}", read_text(&t.stderr));
     for i in 0..30 {
@@ -488,8 +367,11 @@ fn single_requests_are_acknowledged_only_after_their_sync() {
         }
     }
     assert!(node.finish().success(), "{}", read_text(&t.stderr));
-    let (calls, f, trace) = analyse(&t);
-    check_dir_synced_after_create(&calls, &t.log, &trace);
+    let (_, f, created, _, _) = analyse(&t);
+    assert_eq!(
+        created, 1,
+        "the log's one segment was created (and checked) once"
+    );
     assert!(
         f.acks >= 30,
         "the trace shows {} acknowledgements, expected 30",
@@ -499,6 +381,67 @@ fn single_requests_are_acknowledged_only_after_their_sync() {
         f.wal_syncs >= 30,
         "30 lone appends need 30 syncs, saw {}",
         f.wal_syncs
+    );
+}
+
+/// With 1 KiB segments, pipelined and one-at-a-time appends cross many
+/// rolls: every ack waits for the sync of the segment holding its frame
+/// (the first frame of a new segment included), every new segment's name
+/// and every sealed segment's index name are made durable first.
+#[test]
+fn acknowledgements_follow_their_syncs_across_many_rolls() {
+    require_strace();
+    let t = traced_dirs();
+    let mut node = spawn_traced(&t, &["--max-segment-bytes", "1024"]);
+    let init = node.init("n1");
+    assert_eq!(init["type"], "init_ok", "{init}\n{}", read_text(&t.stderr));
+    // About 100 bytes a frame: some 10 to a segment, so some 60 rolls, most
+    // inside a batch.
+    const PIPELINED: usize = 600;
+    let bodies: Vec<Value> = (0..PIPELINED).map(append_body).collect();
+    let replies = pipelined(&mut node, 1000, &bodies);
+    for (i, r) in replies.iter().enumerate() {
+        assert_eq!(r["offset"], json!(i), "append {i}: {r}");
+    }
+    // One at a time, so that some first frame of a segment is a batch of
+    // its own; reads across the sealed segments in between.
+    const SINGLE: usize = 60;
+    for i in PIPELINED..PIPELINED + SINGLE {
+        let r = node.request(append_body(i));
+        assert_eq!(r["offset"], json!(i), "{r}");
+        if i % 10 == 0 {
+            let r = node.read((i * 7 % PIPELINED) as u64);
+            assert_eq!(r["checksum_valid"], true, "{r}");
+        }
+    }
+    let segments = node.request(json!({"type": "wal_segment_info"}));
+    let info = node.info();
+    assert!(node.finish().success(), "{}", read_text(&t.stderr));
+    let count = check_segment_list("after the traced run", &segments, &info, &t.log_dir, 1024);
+    assert!(
+        count >= 30,
+        "only {count} segments: the run did not cross many rolls\n{segments}"
+    );
+
+    let (_, f, created, renamed, _) = analyse(&t);
+    assert_eq!(
+        (f.segments_written, created, renamed),
+        (count, count, count - 1),
+        "every segment written to and created, every sealed one's index renamed into place, \
+         and all of that checked"
+    );
+    assert!(
+        f.acks >= PIPELINED + SINGLE - 10,
+        "only {} acknowledgements were visible in the trace",
+        f.acks
+    );
+    eprintln!(
+        "crash_strace: {} appends over {count} segments: {} segment writes, {} segment syncs, {} \
+         stdout writes carrying acknowledgements",
+        PIPELINED + SINGLE,
+        f.wal_writes,
+        f.wal_syncs,
+        f.ack_writes
     );
 }
 
@@ -512,7 +455,7 @@ fn a_repaired_torn_tail_is_durable_before_any_acknowledgement() {
     content.extend_from_slice(&Rng::new(7).nonzero_bytes(300));
     common::write_log(&t.dir, "n1", &content);
 
-    let mut node = spawn_traced(&t.dir, &t.trace, &t.stderr);
+    let mut node = spawn_traced(&t, &[]);
     let init = node.init("n1");
     assert_eq!(init["type"], "init_ok", "{init}\n{}", read_text(&t.stderr));
     let r = node.append("after the repair");
@@ -520,7 +463,7 @@ fn a_repaired_torn_tail_is_durable_before_any_acknowledgement() {
     assert!(node.finish().success(), "{}", read_text(&t.stderr));
 
     // (a) covers the truncation: it must be synced before the ack.
-    let (calls, f, trace) = analyse(&t);
+    let (calls, f, _, _, trace) = analyse(&t);
     assert!(f.acks >= 1);
     let truncated = calls
         .iter()
@@ -548,7 +491,7 @@ fn a_repaired_torn_tail_is_durable_before_any_acknowledgement() {
     });
     let dir_synced = calls.iter().any(|c| {
         SYNCS.contains(&c.name.as_str())
-            && c.on(t.log.parent().expect("the log's directory"))
+            && c.on(&t.log_dir)
             && c.ret == Some(0)
             && c.start > created.end
             && c.end < cut_at
@@ -564,91 +507,257 @@ fn a_repaired_torn_tail_is_durable_before_any_acknowledgement() {
 // The checker itself, on hand-written traces: it must catch a bad order, and
 // must join `<unfinished ...>` / `<... resumed>` lines from other threads.
 
-const LOG: &str = "/d/n1.wal";
+const LOG_DIR: &str = "/d/n1";
 
-fn check_text(trace: &str) -> Result<Findings, String> {
+fn check_text(trace: &str) -> Result<(Findings, usize, usize), String> {
     let calls = parse_trace(trace);
     let trace = trace.to_string();
-    std::panic::catch_unwind(move || check_acks_follow_syncs(&calls, Path::new(LOG), &trace))
-        .map_err(|e| {
-            e.downcast_ref::<String>()
-                .cloned()
-                .unwrap_or_else(|| "a non-string panic".into())
-        })
+    std::panic::catch_unwind(move || check_all(&calls, Path::new(LOG_DIR), &trace)).map_err(|e| {
+        e.downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_else(|| "a non-string panic".into())
+    })
 }
 
-/// The checker must reject `trace` for the right reason.
-fn expect_violation(trace: &str, why: &str) {
+/// The checker must reject `trace` for the right reason: a message
+/// containing `because`.
+fn expect_violation(trace: &str, why: &str, because: &str) {
     match check_text(trace) {
         Ok(_) => panic!("the checker accepted {why}"),
         Err(msg) => assert!(
-            msg.contains("was not yet covered") || msg.contains("after a failed sync"),
-            "{why}: rejected for another reason: {msg}"
+            msg.contains(because),
+            "{why}: rejected for another reason than {because:?}: {msg}"
         ),
     }
 }
+
+/// An ack that a sync failed before.
+const SYNC_FAILED: &str = "after a failed sync";
+/// An ack while a segment write is not covered by a sync of that file.
+const NOT_COVERED: &str = "was not yet covered";
 
 const ACK: &str = r#"write(1<pipe:[9]>, "{\"src\":\"n1\",\"body\":{\"type\":\"wal_append_ok\",\"offset\":0}}\n", 50) = 50"#;
 
 #[test]
 fn checker_accepts_ack_after_sync() {
     let trace = format!(
-        "100 10:00:00.000001 pwrite64(3</d/n1.wal>, \"\\5\\0\"..., 13, 0) = 13\n\
-         100 10:00:00.000002 fdatasync(3</d/n1.wal> <unfinished ...>\n\
+        "100 10:00:00.000001 pwrite64(3</d/n1/00000000000000000000.log>, \"\\5\\0\"..., 13, 0) = 13\n\
+         100 10:00:00.000002 fdatasync(3</d/n1/00000000000000000000.log> <unfinished ...>\n\
          101 10:00:00.000003 read(0<pipe:[8]>, \"x\", 1) = 1\n\
          100 10:00:00.000004 <... fdatasync resumed>) = 0\n\
          100 10:00:00.000005 {ACK}\n"
     );
-    let f = check_text(&trace).expect("a correct order must pass");
+    let (f, ..) = check_text(&trace).expect("a correct order must pass");
     assert_eq!((f.acks, f.wal_writes, f.wal_syncs), (1, 1, 1));
 }
 
 #[test]
 fn checker_catches_ack_during_sync() {
     let trace = format!(
-        "100 10:00:00.000001 pwrite64(3</d/n1.wal>, \"\\5\\0\"..., 13, 0) = 13\n\
-         100 10:00:00.000002 fdatasync(3</d/n1.wal> <unfinished ...>\n\
+        "100 10:00:00.000001 pwrite64(3</d/n1/00000000000000000000.log>, \"\\5\\0\"..., 13, 0) = 13\n\
+         100 10:00:00.000002 fdatasync(3</d/n1/00000000000000000000.log> <unfinished ...>\n\
          101 10:00:00.000003 {ACK}\n\
          100 10:00:00.000004 <... fdatasync resumed>) = 0\n"
     );
-    expect_violation(&trace, "an ack while the sync runs");
+    expect_violation(&trace, "an ack while the sync runs", NOT_COVERED);
 }
 
 #[test]
 fn checker_catches_ack_after_failed_sync_or_write_during_sync() {
     let failed = format!(
-        "100 10:00:00.000001 pwrite64(3</d/n1.wal>, \"\\5\"..., 13, 0) = 13\n\
-         100 10:00:00.000002 fdatasync(3</d/n1.wal>) = -1 EIO (Input/output error)\n\
+        "100 10:00:00.000001 pwrite64(3</d/n1/00000000000000000000.log>, \"\\5\"..., 13, 0) = 13\n\
+         100 10:00:00.000002 fdatasync(3</d/n1/00000000000000000000.log>) = -1 EIO (Input/output error)\n\
          100 10:00:00.000003 {ACK}\n"
     );
-    expect_violation(&failed, "an ack after a failed sync");
+    expect_violation(&failed, "an ack after a failed sync", SYNC_FAILED);
     // fsyncgate: a later sync "succeeds", but the pages the failed one had
     // to write may have been dropped; it proves nothing.
     let retried = format!(
-        "100 10:00:00.000001 pwrite64(3</d/n1.wal>, \"\\5\"..., 13, 0) = 13\n\
-         100 10:00:00.000002 fdatasync(3</d/n1.wal>) = -1 EIO (Input/output error)\n\
-         100 10:00:00.000003 pwrite64(3</d/n1.wal>, \"\\5\"..., 13, 13) = 13\n\
-         100 10:00:00.000004 fdatasync(3</d/n1.wal>) = 0\n\
+        "100 10:00:00.000001 pwrite64(3</d/n1/00000000000000000000.log>, \"\\5\"..., 13, 0) = 13\n\
+         100 10:00:00.000002 fdatasync(3</d/n1/00000000000000000000.log>) = -1 EIO (Input/output error)\n\
+         100 10:00:00.000003 pwrite64(3</d/n1/00000000000000000000.log>, \"\\5\"..., 13, 13) = 13\n\
+         100 10:00:00.000004 fdatasync(3</d/n1/00000000000000000000.log>) = 0\n\
          100 10:00:00.000005 {ACK}\n"
     );
     expect_violation(
         &retried,
         "an ack after a failed sync and a later successful one",
+        SYNC_FAILED,
     );
     // The write returns only after the sync began: that sync does not cover it.
     let raced = format!(
-        "100 10:00:00.000001 pwrite64(3</d/n1.wal>, \"\\5\"..., 13, 0 <unfinished ...>\n\
-         101 10:00:00.000002 fdatasync(3</d/n1.wal>) = 0\n\
+        "100 10:00:00.000001 pwrite64(3</d/n1/00000000000000000000.log>, \"\\5\"..., 13, 0 <unfinished ...>\n\
+         101 10:00:00.000002 fdatasync(3</d/n1/00000000000000000000.log>) = 0\n\
          100 10:00:00.000003 <... pwrite64 resumed>) = 13\n\
          100 10:00:00.000004 {ACK}\n"
     );
-    expect_violation(&raced, "a sync that began before the write returned");
+    expect_violation(
+        &raced,
+        "a sync that began before the write returned",
+        NOT_COVERED,
+    );
     let other_file = format!(
-        "100 10:00:00.000001 pwrite64(3</d/n1.wal>, \"\\5\"..., 13, 0) = 13\n\
+        "100 10:00:00.000001 pwrite64(3</d/n1/00000000000000000000.log>, \"\\5\"..., 13, 0) = 13\n\
          100 10:00:00.000002 fdatasync(4</d/other.wal>) = 0\n\
          100 10:00:00.000003 {ACK}\n"
     );
-    expect_violation(&other_file, "a sync of another file");
+    expect_violation(&other_file, "a sync of another file", NOT_COVERED);
+}
+
+/// The acknowledgement of `offset`, as strace shows a write to stdout.
+fn ack(offset: u64) -> String {
+    format!(
+        r#"write(1<pipe:[9]>, "{{\"src\":\"n1\",\"body\":{{\"type\":\"wal_append_ok\",\"in_reply_to\":7,\"offset\":{offset},\"length\":5}}}}\n", 80) = 80"#
+    )
+}
+
+/// The lines of a roll from segment 0 (one entry) to segment 1 (its first
+/// entry acknowledged), by label, in the node's order (`Log::roll`).
+fn roll_lines() -> Vec<(&'static str, String)> {
+    let s0 = "/d/n1/00000000000000000000.log";
+    let s1 = "/d/n1/00000000000000000001.log";
+    let tmp = "/d/n1/00000000000000000000.index.tmp";
+    let idx = "/d/n1/00000000000000000000.index";
+    vec![
+        (
+            "write 0",
+            format!("pwrite64(3<{s0}>, \"\\5\"..., 13, 0) = 13"),
+        ),
+        ("sync 0", format!("fdatasync(3<{s0}>) = 0")),
+        ("ack 0", ack(0)),
+        ("cut 0", format!("ftruncate(3<{s0}>, 13) = 0")),
+        ("fsync 0", format!("fsync(3<{s0}>) = 0")),
+        (
+            "create index",
+            format!(
+                "openat(AT_FDCWD</d>, \"{tmp}\", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) = \
+                 4<{tmp}>"
+            ),
+        ),
+        (
+            "write index",
+            format!("pwrite64(4<{tmp}>, \"\\0\"..., 8, 48) = 8"),
+        ),
+        ("sync index", format!("fsync(4<{tmp}>) = 0")),
+        ("rename index", format!("rename(\"{tmp}\", \"{idx}\") = 0")),
+        (
+            "create 1",
+            format!(
+                "openat(AT_FDCWD</d>, \"{s1}\", O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC, 0666) = 5<{s1}>"
+            ),
+        ),
+        (
+            "open dir",
+            "openat(AT_FDCWD</d>, \"/d/n1\", O_RDONLY|O_CLOEXEC) = 6</d/n1>".into(),
+        ),
+        ("sync dir", "fsync(6</d/n1>) = 0".into()),
+        (
+            "write 1",
+            format!("pwrite64(5<{s1}>, \"\\5\"..., 13, 0) = 13"),
+        ),
+        ("sync 1", format!("fdatasync(5<{s1}>) = 0")),
+        ("ack 1", ack(1)),
+    ]
+}
+
+/// A trace of the roll's lines in `order` (labels of `roll_lines`), with
+/// the line labelled `swap.0` replaced by `swap.1`.
+fn roll_trace(order: &[&str], swap: Option<(&str, String)>) -> String {
+    let lines: HashMap<&str, String> = roll_lines().into_iter().collect();
+    order
+        .iter()
+        .enumerate()
+        .map(|(i, label)| {
+            let line = match &swap {
+                Some((from, to)) if from == label => to.clone(),
+                _ => lines[label].clone(),
+            };
+            format!("100 10:00:00.{:06} {line}\n", i + 1)
+        })
+        .collect()
+}
+
+fn node_order() -> Vec<&'static str> {
+    roll_lines().into_iter().map(|(label, _)| label).collect()
+}
+
+/// `order` with the line labelled `moved` put right after `after`.
+fn moved(order: &[&'static str], moved: &str, after: &str) -> Vec<&'static str> {
+    let mut out: Vec<&str> = order.iter().copied().filter(|l| *l != moved).collect();
+    let at = out.iter().position(|l| *l == after).expect("a label") + 1;
+    let label = order
+        .iter()
+        .copied()
+        .find(|l| *l == moved)
+        .expect("a label");
+    out.insert(at, label);
+    out
+}
+
+#[test]
+fn checker_accepts_a_roll_in_the_nodes_order() {
+    let (f, created, renamed) =
+        check_text(&roll_trace(&node_order(), None)).expect("the node's own order must pass");
+    assert_eq!(
+        (f.acks, f.segments_written, created, renamed),
+        (2, 2, 1, 1),
+        "two acks, two segments written, one created, one index renamed"
+    );
+    assert_eq!(
+        acked_offsets(&parse_trace(&roll_trace(&["ack 1"], None))[0]),
+        [1]
+    );
+}
+
+#[test]
+fn checker_catches_a_write_in_the_new_segment_synced_only_through_the_old_one() {
+    let trace = roll_trace(
+        &node_order(),
+        Some((
+            "sync 1",
+            "fdatasync(3</d/n1/00000000000000000000.log>) = 0".into(),
+        )),
+    );
+    expect_violation(
+        &trace,
+        "a write to segment 1 covered only by a sync of segment 0",
+        NOT_COVERED,
+    );
+}
+
+#[test]
+fn checker_catches_an_ack_before_the_directory_sync_after_a_segment_is_created() {
+    // The directory is synced, but only after the first ack in segment 1.
+    let order = moved(
+        &moved(&node_order(), "open dir", "ack 1"),
+        "sync dir",
+        "open dir",
+    );
+    expect_violation(
+        &roll_trace(&order, None),
+        "an ack before the directory sync that makes segment 1's name durable",
+        "was not fsynced after that and before the next acknowledgement",
+    );
+}
+
+#[test]
+fn checker_catches_an_ack_in_the_next_segment_before_the_index_rename_is_durable() {
+    // Segment 1's creation is synced, but the index is renamed after that
+    // sync, and no sync follows it before segment 1's first ack.
+    let order = moved(&node_order(), "rename index", "sync dir");
+    expect_violation(
+        &roll_trace(&order, None),
+        "an ack in segment 1 before the index rename of segment 0 is durable",
+        "after that index's rename",
+    );
+    // An ack of an entry in segment 0 only is not held to it.
+    let early = moved(
+        &moved(&node_order(), "rename index", "sync 1"),
+        "ack 1",
+        "sync 1",
+    );
+    let trace = roll_trace(&early, Some(("ack 1", ack(0))));
+    check_text(&trace).expect("an ack of segment 0's entry needs no index rename");
 }
 
 #[test]
@@ -684,7 +793,7 @@ fn after_one_failed_fdatasync_nothing_is_ever_acknowledged() {
             input += "\n";
         }
         let inject = format!("inject=fdatasync:error=EIO:when={when}");
-        let mut cmd = traced_command(&t.dir, &t.trace, &t.stderr, &["-e", &inject]);
+        let mut cmd = traced_command(&t.dir, &t.trace, &t.stderr, &["-e", &inject], &[]);
         let mut child = cmd
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -723,7 +832,7 @@ fn after_one_failed_fdatasync_nothing_is_ever_acknowledged() {
                 "{label}: the appends waiting on the failed sync get error 13\n{stderr}"
             );
         }
-        let (calls, _, _) = analyse(&t);
+        let (calls, ..) = analyse(&t);
         assert!(
             calls
                 .iter()
@@ -742,7 +851,7 @@ fn every_directory_created_for_the_log_is_synced_into_its_parent() {
     let root = t.dir.parent().unwrap().to_path_buf();
     let deep = root.join("a").join("b").join("logs");
     let mut node =
-        common::Running::spawn_with(&mut traced_command(&deep, &t.trace, &t.stderr, &[]));
+        common::Running::spawn_with(&mut traced_command(&deep, &t.trace, &t.stderr, &[], &[]));
     assert_eq!(
         node.init("n1")["type"],
         "init_ok",

@@ -282,3 +282,163 @@ pub fn read_text(path: &Path) -> String {
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default()
 }
+
+// The segmented log (issue 9): the log of node `<id>` under `--dir DIR` is
+// the directory `DIR/<id>/` of segments `<20-digit first offset>.log`, each
+// sealed one with its `<start>.index` (doc/format.md).
+
+pub mod strace;
+
+/// Whether `name` is a segment file's name, and the segment's first offset.
+pub fn segment_name_start(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The segment files in `log_dir`, in offset order, by first offset.
+pub fn segment_files(log_dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(log_dir)
+        .unwrap_or_else(|e| panic!("listing {}: {e}", log_dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter_map(|p| Some((segment_name_start(p.file_name()?.to_str()?)?, p)))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Checks a node's `wal_segment_info_ok` body (`segments`) against its
+/// `wal_info_ok` body (`info`) and the files in `log_dir`: segments
+/// contiguous from offset 0 to the last entry, each named by its first
+/// offset; every one but the last sealed, holding entries, exactly its
+/// frames on disk and with its index file beside it; the last one active;
+/// none over `limit` unless it holds a lone frame; sizes adding up to
+/// `total_bytes`; and exactly the listed segment files on disk. Returns the
+/// number of segments.
+pub fn check_segment_list(
+    what: &str,
+    segments: &Value,
+    info: &Value,
+    log_dir: &Path,
+    limit: u64,
+) -> usize {
+    let rows = segments["segments"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: not a wal_segment_info_ok: {segments}"));
+    assert!(!rows.is_empty(), "{what}: no segment at all: {segments}");
+    let entries = info["entries"].as_u64().expect("wal_info_ok.entries");
+    let (mut next, mut total) = (0u64, 0u64);
+    for (k, row) in rows.iter().enumerate() {
+        let active = k + 1 == rows.len();
+        let start = row["start_offset"].as_u64().expect("start_offset");
+        let file = row["file"].as_str().expect("file");
+        let size = row["size_bytes"].as_u64().expect("size_bytes");
+        assert_eq!(
+            start, next,
+            "{what}: {file} starts at offset {start} where offset {next} was due: offsets \
+             have a gap or overlap\n{segments}"
+        );
+        assert_eq!(file, format!("{start:020}.log"), "{what}: {segments}");
+        assert_eq!(
+            row["sealed"],
+            json!(!active),
+            "{what}: every segment but the last is sealed\n{segments}"
+        );
+        let count = match row["end_offset"].as_u64() {
+            Some(end) => {
+                assert!(end >= start, "{what}: {file} ends before it starts");
+                end - start + 1
+            }
+            None => {
+                assert!(
+                    active && size == 0,
+                    "{what}: only the active segment may be empty, and then it has no bytes\n\
+                     {segments}"
+                );
+                0
+            }
+        };
+        assert!(
+            size <= limit || count == 1,
+            "{what}: {file} is {size} bytes, over the limit of {limit}, with {count} entries: \
+             only a lone frame may exceed it\n{segments}"
+        );
+        let path = log_dir.join(file);
+        let on_disk = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{what}: {} is listed but: {e}", path.display()))
+            .len();
+        if active {
+            assert!(on_disk >= size, "{what}: {file} is shorter than its frames");
+        } else {
+            assert_eq!(
+                on_disk, size,
+                "{what}: sealed {file} must be exactly its frames\n{segments}"
+            );
+            let index = log_dir.join(format!("{start:020}.index"));
+            assert!(
+                index.is_file(),
+                "{what}: sealed {file} has no index file {} on disk\n{segments}",
+                index.display()
+            );
+        }
+        next = start + count;
+        total += size;
+    }
+    assert_eq!(
+        next, entries,
+        "{what}: the segments end at offset {next} but the log has {entries} entries\n{segments}"
+    );
+    assert_eq!(
+        json!(total),
+        info["total_bytes"],
+        "{what}: segment sizes vs total_bytes\n{segments}\n{info}"
+    );
+    assert_eq!(
+        segments["active_segment"],
+        rows[rows.len() - 1]["file"],
+        "{what}: {segments}"
+    );
+    let listed: Vec<&str> = rows.iter().map(|r| r["file"].as_str().unwrap()).collect();
+    let files: Vec<String> = segment_files(log_dir)
+        .iter()
+        .map(|(_, p)| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        files, listed,
+        "{what}: the segment files on disk are not the ones the node lists"
+    );
+    rows.len()
+}
+
+/// Every payload in the segment files of `log_dir`, in offset order, parsed
+/// from the spec (not with the crate's code): each segment whole frames,
+/// every one but the last exactly its frames, each named by the offset its
+/// first frame has when they are counted from 0.
+pub fn payloads_on_disk(log_dir: &Path) -> Vec<Vec<u8>> {
+    let segments = segment_files(log_dir);
+    let mut all = Vec::new();
+    for (k, (start, path)) in segments.iter().enumerate() {
+        assert_eq!(
+            *start,
+            all.len() as u64,
+            "{} starts at offset {start} but the segments before it hold {} entries",
+            path.display(),
+            all.len()
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let (payloads, end) =
+            parse_whole_frames(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if k + 1 < segments.len() {
+            assert_eq!(
+                end,
+                bytes.len() as u64,
+                "sealed {} is not exactly its frames",
+                path.display()
+            );
+        }
+        all.extend(payloads);
+    }
+    all
+}
