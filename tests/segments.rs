@@ -587,3 +587,27 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+#[test]
+fn a_sealed_segment_with_zeros_after_its_frames_and_no_index_is_cut_and_reindexed() {
+    // A seal whose cut did not reach the disk, and whose index was lost.
+    let (_tmp, dir) = log_dir();
+    let written = sealed_once(&dir, 2);
+    fs::remove_file(dir.join(names::index(0))).unwrap();
+    let seg = dir.join(names::segment(0));
+    let len = fs::metadata(&seg).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len + 4096)
+        .unwrap();
+    let mut log = Log::open(&dir, reopen_opts()).unwrap();
+    assert_eq!(read_all(&mut log), written);
+    assert_eq!(
+        fs::metadata(&seg).unwrap().len(),
+        len,
+        "cut back to its frames"
+    );
+    assert!(dir.join(names::index(0)).exists());
+}

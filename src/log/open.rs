@@ -5,7 +5,7 @@ use super::error::OpenError;
 use super::event::{Event, EventKind};
 use super::meta::{Meta, MetaDefect};
 use super::names::{self, Kind};
-use super::sealed::{self, Sealed, Unusable};
+use super::sealed::{self, Unusable};
 use super::segment::Segment;
 use super::snapshot::Snapshot;
 use super::store::{self, Store};
@@ -176,7 +176,17 @@ pub fn open_dir(path: &Path, opts: Options) -> Result<Log, OpenError> {
                     names::segment(next)
                 ),
             ));
-            sealed.push(Sealed::new(h, None));
+            // Checked like any sealed segment: this run did not write the
+            // index, so its positions are verified on first read.
+            let loaded = sealed::load(
+                &store,
+                h.start,
+                h.entries,
+                opts.max_entry_bytes,
+                &mut events,
+            )
+            .with_context(|| format!("reading {}", names::segment(h.start)))?;
+            sealed.push(loaded.map_err(|Unusable(why)| refused(path, why))?);
             (Segment::create(new, store.segment_path(next), next), 0)
         }
         None => {

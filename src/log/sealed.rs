@@ -208,8 +208,13 @@ pub(crate) fn rebuild(
     }
     if report.data_end < len {
         // Zeros after the frames: a seal whose cut did not reach the disk.
-        segment.set_len(report.data_end)?;
-        segment.sync_all()?;
+        // `segment` may be open read-only: cut through a writable handle.
+        let path = store
+            .segment_path(start)
+            .expect("a private log never reopens a segment");
+        let writable = std::fs::OpenOptions::new().write(true).open(path)?;
+        writable.set_len(report.data_end)?;
+        writable.sync_all()?;
     }
     let (index, header) = store.write_index(start, report.data_end, positions.into_iter())?;
     store.sync_dir()?;
