@@ -26,6 +26,9 @@
 //!   (`support/big_log.rs`; `WAL_BENCH_BIG_GIB=N` sizes it, 0 skips it).
 //! - memory after open: the node's VmHWM after opening that log, appending
 //!   and reading across its segments.
+//! - snapshot stall, open with a snapshot: `wal_snapshot` of 1,000,000 keys
+//!   and the append sent with it; opening a log compacted to a snapshot plus
+//!   a short tail (`support/snapshots.rs`).
 //!
 //! Under the table: the spread of each compared row's per-round ratio
 //! (rounds alternate, so a round's ratio is measured side by side), the
@@ -101,6 +104,7 @@ fn main() {
     memory_row(dir.path(), &mut table);
     let big = support::big_log::rows(NODE, dir.path(), &mut table);
     spreads.extend(big.spreads);
+    spreads.push(support::snapshots::rows(NODE, dir.path(), &mut table));
     println!("{table}");
     println!(
         "Closed-loop rows: {CLOSED_LOOP} appends of {PAYLOAD} B per run after {WARMUP} untimed, \

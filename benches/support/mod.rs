@@ -10,3 +10,4 @@ pub mod disk;
 pub mod floor;
 pub mod log_writer;
 pub mod report;
+pub mod snapshots;
