@@ -331,6 +331,8 @@ fn check_after_restart(dir: &Path, payloads: &[String], first: u64, snapshot_65:
     let info = node.info();
     assert_eq!(info["first_offset"], json!(first), "{what}: {info}");
     assert_eq!(info["entries"], json!(65 - first), "{what}: {info}");
+    let frames: usize = payloads[first as usize..].iter().map(|p| 8 + p.len()).sum();
+    assert_eq!(info["total_bytes"], json!(frames), "{what}: {info}");
     assert_eq!(info["corrupt_entries"], 0, "{what}: {info}");
     let reads: Vec<Value> = (first..65)
         .map(|o| json!({"type": "wal_read", "offset": o}))

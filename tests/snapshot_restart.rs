@@ -96,6 +96,11 @@ impl Model {
             "{what}: {info}"
         );
         assert_eq!(info["corrupt_entries"], json!(0), "{what}: {info}");
+        let frames: usize = self.payloads[self.first as usize..]
+            .iter()
+            .map(|p| 8 + p.len())
+            .sum();
+        assert_eq!(info["total_bytes"], json!(frames), "{what}: {info}");
         let reads: Vec<Value> = (self.first..self.end())
             .map(|o| json!({"type": "wal_read", "offset": o}))
             .collect();

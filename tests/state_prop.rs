@@ -140,6 +140,11 @@ fn recover(dir: &Path, model: &mut Model, what: &str) -> Result<Log, TestCaseErr
             offset
         );
     }
+    let frames: usize = model.appended[model.first as usize..end]
+        .iter()
+        .map(|p| 8 + p.len())
+        .sum();
+    prop_assert_eq!(log.total_bytes(), frames as u64, "{}: total bytes", what);
     prop_assert_eq!(
         rebuilt_state(&mut log)?,
         model.state(end),
