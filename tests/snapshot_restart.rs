@@ -516,3 +516,32 @@ fn a_compaction_at_the_first_offset_frees_a_segment_sealed_since() {
     model.check(&mut node, "after compacting again");
     assert!(node.finish().success());
 }
+
+/// An append that failed (error 14: it did not happen) is in neither the
+/// state, nor a snapshot taken after it, nor the state after a restart.
+/// `ulimit -f 2` (2 KiB) makes a 3 KiB append fail with EFBIG.
+#[test]
+fn an_append_that_failed_is_not_in_the_state_nor_in_a_snapshot() {
+    let dir = tempdir();
+    let err = dir.path().join("node.stderr");
+    let args = ["--dir", dir.path().to_str().unwrap()];
+    let mut node = spawn_logged("ulimit -f 2", &args, &err);
+    assert_eq!(node.init("n1")["type"], "init_ok");
+    let mut model = Model::default();
+    model.append(&mut node, "set a=1");
+    // The state is built now, so the failed append must be taken out of it.
+    assert_eq!(
+        state_of(&node.request(json!({"type": "wal_state"}))).len(),
+        1
+    );
+    let r = node.append(&format!("set b={}", "x".repeat(3000)));
+    assert_eq!(r["code"], 14, "{r}\nstderr:\n{}", read_text(&err));
+    model.append(&mut node, "set c=3");
+    model.check(&mut node, "after the failed append");
+    model.snapshot(&mut node);
+    assert!(node.finish().success());
+
+    let mut node = start(dir.path());
+    model.check(&mut node, "after a restart");
+    assert!(node.finish().success());
+}
