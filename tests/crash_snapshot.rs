@@ -203,7 +203,8 @@ fn payload(i: usize) -> String {
 }
 
 /// The log every case starts from, made without strace: 60 entries in
-/// segments [0,10) ... [50,60), a snapshot at 50. Returns its payloads.
+/// segments [0,10) ... [50,60), snapshots at 40 and 50. Returns its
+/// payloads.
 fn make_template(dir: &Path) -> Vec<String> {
     let mut node = common::Running::spawn(&["--dir", dir.to_str().unwrap()]);
     assert_eq!(node.init("n1")["type"], "init_ok");
@@ -211,9 +212,9 @@ fn make_template(dir: &Path) -> Vec<String> {
     assert_eq!(r["type"], "wal_segment_config_ok", "{r}");
     let mut payloads = Vec::new();
     for i in 0..60 {
-        if i == 50 {
+        if i == 40 || i == 50 {
             let r = node.request(json!({"type": "wal_snapshot"}));
-            assert_eq!(r["snapshot_offset"], 50, "{r}");
+            assert_eq!(r["snapshot_offset"], i, "{r}");
         }
         payloads.push(payload(i));
         assert_eq!(node.append(&payloads[i])["offset"], json!(i));
@@ -307,8 +308,13 @@ fn assert_steps_in_order(points: &[Call], n: u64) {
             points[from.saturating_sub(1)].call()
         ),
     };
-    for step in steps {
+    for (i, step) in steps.into_iter().enumerate() {
         at = find(step, at) + 1;
+        if i == 4 {
+            // Snapshot 40 goes only once snapshot 65 is durable (50 stays,
+            // the one to fall back on).
+            find(("unlink", &snapshot_name(40)), at);
+        }
     }
     // The files go in any order, all after the metadata is durable.
     let last_removal = removals
@@ -379,6 +385,14 @@ fn check_after_restart(dir: &Path, payloads: &[String], first: u64, snapshot_65:
         snapshot_65,
         "{what}: snapshot 65 exists iff its rename happened: {files:?}"
     );
+    if !snapshot_65 {
+        for older in [40, 50] {
+            assert!(
+                files.contains_key(&snapshot_name(older)),
+                "{what}: snapshot {older} went before a newer one was durable: {files:?}"
+            );
+        }
+    }
     let r = node.request(json!({"type": "wal_snapshot"}));
     assert_eq!(r["snapshot_offset"], 66, "{what}: {r}");
     let r = node.request(json!({"type": "wal_compact", "snapshot_at_offset": 66}));
