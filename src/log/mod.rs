@@ -470,7 +470,7 @@ impl Log {
             return Err(CompactError::NotCovered { newest });
         }
         let entries_before = self.entries();
-        let (bytes_before, first) = (self.total_bytes(), self.first_offset());
+        let first = self.first_offset();
         let mut freed = 0;
         if n > first {
             let meta = Meta {
@@ -481,29 +481,31 @@ impl Log {
                 .write_meta(&meta)
                 .map_err(|e| CompactError::Io(LogError::Write(e)))?;
             self.meta = meta;
-            let gone = self.sealed.iter().take_while(|s| s.end() <= n).count();
-            for s in self.sealed.drain(..gone) {
-                freed += s.bytes + index_file::HEADER_LEN + 8 * s.entries;
-                self.sealed_bytes -= s.bytes;
-                if let Some(dir) = self.store.dir() {
-                    let _ = std::fs::remove_file(dir.join(names::index(s.start)));
-                    let _ = std::fs::remove_file(dir.join(names::segment(s.start)));
-                }
+        }
+        // Also at `n == first`: a segment sealed since the last compaction
+        // may lie wholly before it.
+        let gone = self.sealed.iter().take_while(|s| s.end() <= n).count();
+        for s in self.sealed.drain(..gone) {
+            freed += s.bytes + index_file::HEADER_LEN + 8 * s.entries;
+            self.sealed_bytes -= s.bytes;
+            if let Some(dir) = self.store.dir() {
+                let _ = std::fs::remove_file(dir.join(names::index(s.start)));
+                let _ = std::fs::remove_file(dir.join(names::segment(s.start)));
             }
-            self.open_sealed = None;
-            for s in &mut self.sealed {
-                s.close();
-            }
-            let stale = self.snapshots.iter().take_while(|s| s.offset < n).count();
-            freed += self.remove_snapshots(stale);
+        }
+        // The segment kept open (a directory log's one) moved down the list;
+        // a private log's segments keep their files: they are the only handle.
+        self.open_sealed = self.open_sealed.and_then(|k| k.checked_sub(gone));
+        let stale = self.snapshots.iter().take_while(|s| s.offset < n).count();
+        freed += self.remove_snapshots(stale);
+        if gone > 0 || n > first {
             self.store
                 .sync_dir()
                 .map_err(|e| CompactError::Io(LogError::Sync(e)))?;
             self.count_hidden_bytes()
                 .map_err(|e| CompactError::Io(LogError::Read(e)))?;
-            self.corrupt_found = self.corrupt_found.split_off(&n);
+            self.corrupt_found = self.corrupt_found.split_off(&n.max(first));
         }
-        let _ = bytes_before;
         Ok(Compacted {
             snapshot_offset: newest.expect("checked"),
             entries_before,

@@ -442,3 +442,83 @@ pub fn payloads_on_disk(log_dir: &Path) -> Vec<Vec<u8>> {
     }
     all
 }
+
+// ---- Issue 10: the state, snapshots and compaction ----
+
+/// The state a list of payloads builds, from the spec (issue 10) rather than
+/// the crate's own code: `set <key>=<value>` (key up to the first `=`, not
+/// empty), `del <key>` (key not empty); anything else changes nothing.
+pub fn model_state<'a>(
+    payloads: impl IntoIterator<Item = &'a str>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut state = std::collections::BTreeMap::new();
+    for p in payloads {
+        if let Some(rest) = p.strip_prefix("set ") {
+            if let Some(eq) = rest.find('=')
+                && eq > 0
+            {
+                state.insert(rest[..eq].to_owned(), rest[eq + 1..].to_owned());
+            }
+        } else if let Some(key) = p.strip_prefix("del ")
+            && !key.is_empty()
+        {
+            state.remove(key);
+        }
+    }
+    state
+}
+
+/// A `wal_state_ok` body's whole state, panicking with the body otherwise.
+pub fn state_of(body: &Value) -> std::collections::BTreeMap<String, String> {
+    assert_eq!(body["type"], "wal_state_ok", "wal_state failed: {body}");
+    serde_json::from_value(body["state"].clone())
+        .unwrap_or_else(|e| panic!("wal_state_ok's state is not a map of strings ({e}): {body}"))
+}
+
+/// Every file in `dir` (not recursing) by name, with its bytes.
+pub fn dir_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Every file name in `dir` with its size in bytes.
+pub fn dir_sizes(dir: &Path) -> std::collections::BTreeMap<String, u64> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+        .map(|e| {
+            let e = e.unwrap();
+            let len = e.metadata().unwrap().len();
+            (e.file_name().to_string_lossy().into_owned(), len)
+        })
+        .collect()
+}
+
+/// Flips every bit of the byte at `at` in the file at `path`.
+pub fn flip_byte(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    bytes[at] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The name of the snapshot file holding entries before `offset`.
+pub fn snapshot_name(offset: u64) -> String {
+    format!("{offset:020}.snapshot")
+}
+
+/// The name of the segment file starting at `start`.
+pub fn segment_name(start: u64) -> String {
+    format!("{start:020}.log")
+}
+
+/// The name of the index file of the segment starting at `start`.
+pub fn index_name(start: u64) -> String {
+    format!("{start:020}.index")
+}
