@@ -27,25 +27,6 @@ const SEGMENT_BYTES: u64 = 1024;
 /// stall for seconds); a correct node answers in milliseconds.
 const HANG: Duration = Duration::from_secs(120);
 
-/// Fails the test, with what to do, if strace cannot trace here.
-fn require_strace() {
-    match Command::new("strace")
-        .args(["-f", "-o", "/dev/null", "true"])
-        .output()
-    {
-        Err(e) => panic!(
-            "strace is needed for the crash-point tests but could not be run ({e}). Install it: \
-             `apt-get install -y strace` (CI's .ci/run does this)."
-        ),
-        Ok(out) if !out.status.success() => panic!(
-            "strace is installed but cannot trace here ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Ok(_) => {}
-    }
-}
-
 /// The calls traced, and counted: every call that opens, writes, syncs,
 /// renames or removes a file.
 const TRACED: &[&str] = &[
@@ -403,7 +384,7 @@ fn check_after_restart(dir: &Path, payloads: &[String], first: u64, snapshot_65:
 /// Kills the node at every crash point of a snapshot at 65 and a
 /// compaction before `n`, and checks each restart.
 fn crash_at_every_step(n: u64) {
-    require_strace();
+    crash_support::strace::require_strace();
     let work = tempdir();
     let template = work.path().join("template");
     let payloads: Vec<String> = make_template(&template)
