@@ -169,7 +169,7 @@ impl Node {
         let mut line = 0;
         while let Some(batch) = lines.next_batch(self.config.max_batch, MAX_BATCH_BYTES) {
             let jobs: Vec<Job> = batch
-                .into_iter()
+                .iter()
                 .map(|input| {
                     line += 1;
                     self.parse(input, line)
@@ -188,15 +188,15 @@ impl Node {
                     "the line is {bytes} bytes, over the limit of {} bytes (6 x --max-entry-bytes + 64 KiB)",
                     self.config.max_line_bytes()
                 );
-                return bad_line(line, why, &found, None);
+                return bad_line(line, why, found, None);
             }
         };
-        match protocol::parse_envelope(&bytes) {
+        match protocol::parse_envelope(bytes) {
             Ok(env) => {
                 let kind = protocol::kind(&env.body);
                 let request = match kind {
                     Ok(k) => {
-                        protocol::validate(k, &env.body, self.config.log.max_entry_bytes, &bytes)
+                        protocol::validate(k, &env.body, self.config.log.max_entry_bytes, bytes)
                     }
                     Err(ref e) => Err(e.clone()),
                 };
@@ -213,8 +213,8 @@ impl Node {
                 }
             }
             Err(why) => {
-                let found = protocol::attribution::scan(&bytes);
-                bad_line(line, why, &found, Some(&bytes))
+                let found = protocol::attribution::scan(bytes);
+                bad_line(line, why, &found, Some(bytes))
             }
         }
     }
