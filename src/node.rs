@@ -406,7 +406,7 @@ impl Node {
                     in_reply_to,
                     offset: a.offset,
                     length: a.length,
-                    checksum: crate::frame::checksum_hex(a.crc),
+                    checksum: a.crc,
                 })
             }
             Request::Read { offset } => {
@@ -424,9 +424,12 @@ impl Node {
                     Some(entry) => Reply::WalReadOk {
                         in_reply_to,
                         length: entry.payload.len() as u64,
-                        payload: String::from_utf8_lossy(&entry.payload).into_owned(),
                         checksum_valid: entry.checksum_valid,
-                        checksum: crate::frame::checksum_hex(entry.stored_crc),
+                        checksum: entry.stored_crc,
+                        // Damaged bytes decode lossily; whole ones move as they are.
+                        payload: String::from_utf8(entry.payload).unwrap_or_else(|bad| {
+                            String::from_utf8_lossy(bad.as_bytes()).into_owned()
+                        }),
                     },
                     None if *offset < log.first_offset() => Reply::error(
                         msg.msg_id,

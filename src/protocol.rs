@@ -7,7 +7,7 @@ pub use envelope::{Body, Envelope, Field, parse_envelope};
 
 use crate::fsbench::{self, Strategy};
 use crate::state::{Claimed, GivenEntry};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -430,14 +430,17 @@ pub enum Reply {
         in_reply_to: u64,
         offset: u64,
         length: u32,
-        checksum: String,
+        /// The CRC, written as 8 lowercase hex digits.
+        #[serde(serialize_with = "crc_hex")]
+        checksum: u32,
     },
     WalReadOk {
         in_reply_to: u64,
         payload: String,
         checksum_valid: bool,
         length: u64,
-        checksum: String,
+        #[serde(serialize_with = "crc_hex")]
+        checksum: u32,
     },
     WalInfoOk {
         in_reply_to: u64,
@@ -495,6 +498,11 @@ pub enum Reply {
         code: u32,
         text: String,
     },
+}
+
+/// A CRC as the wire shows it: exactly 8 lowercase hex digits.
+fn crc_hex<S: Serializer>(crc: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::frame::checksum_hex(*crc))
 }
 
 /// One segment in `wal_segment_info_ok`.
@@ -587,7 +595,7 @@ pub fn write_reply(out: &mut Vec<u8>, src: &str, dest: &str, reply: &Reply, msg_
             number(out, "in_reply_to", *in_reply_to);
             number(out, "offset", *offset);
             number(out, "length", u64::from(*length));
-            text_field(out, "checksum", checksum);
+            checksum_field(out, *checksum);
         }
         Reply::WalReadOk {
             in_reply_to,
@@ -602,7 +610,7 @@ pub fn write_reply(out: &mut Vec<u8>, src: &str, dest: &str, reply: &Reply, msg_
             key(out, "checksum_valid");
             out.extend_from_slice(if *checksum_valid { b"true" } else { b"false" });
             number(out, "length", *length);
-            text_field(out, "checksum", checksum);
+            checksum_field(out, *checksum);
         }
         Reply::WalInfoOk {
             in_reply_to,
@@ -692,6 +700,14 @@ fn text_field(out: &mut Vec<u8>, name: &str, s: &str) {
     string(out, s);
 }
 
+/// `,"checksum":"0a1b2c3d"`: hex digits need no escaping.
+fn checksum_field(out: &mut Vec<u8>, crc: u32) {
+    key(out, "checksum");
+    out.push(b'"');
+    out.extend_from_slice(&crate::frame::checksum_digits(crc));
+    out.push(b'"');
+}
+
 /// A JSON string, escaped exactly as serde_json escapes it. Most strings
 /// (node ids, checksums, plain payloads) need no escaping: copied as they are.
 fn string(out: &mut Vec<u8>, s: &str) {
@@ -722,7 +738,7 @@ mod tests {
             in_reply_to: 2,
             offset: 0,
             length: 8,
-            checksum: "0a1b2c3d".into(),
+            checksum: 0x0a1b2c3d,
         };
         write_reply(&mut out, "n1", "c1", &reply, 1);
         assert_eq!(
@@ -750,21 +766,21 @@ mod tests {
                 in_reply_to: u64::MAX,
                 offset: 12345678901,
                 length: u32::MAX,
-                checksum: "0a1b2c3d".into(),
+                checksum: 0x0a1b2c3d,
             },
             Reply::WalReadOk {
                 in_reply_to: 7,
                 payload: awkward.into(),
                 checksum_valid: true,
                 length: 3,
-                checksum: "ffffffff".into(),
+                checksum: 0xffffffff,
             },
             Reply::WalReadOk {
                 in_reply_to: 8,
                 payload: String::new(),
                 checksum_valid: false,
                 length: 0,
-                checksum: "00000000".into(),
+                checksum: 0,
             },
             Reply::WalInfoOk {
                 in_reply_to: 9,
