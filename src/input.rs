@@ -13,24 +13,10 @@
 use crate::protocol::attribution::{Found, Scanner};
 use std::io::{ErrorKind, Read};
 use std::ops::Range;
-use std::os::fd::{AsFd, AsRawFd};
 
-/// Bytes asked of each `read`.
-const READ_CHUNK: usize = 1 << 20;
-
-/// Asks the kernel for a stdin pipe that holds a whole `READ_CHUNK`
-/// (Linux's default holds 64 KiB). Batches come from what piles up in the
-/// pipe while the node syncs: with the default, a pipelining client
-/// blocks after ~350 appends of 100 B, and every 350 appends cost a sync.
-/// Nothing happens when `input` is no pipe, or when the kernel refuses
-/// (over `/proc/sys/fs/pipe-max-size`, or the user's pipes are over
-/// `pipe-user-pages-soft`): the node works the same, in smaller batches.
-pub fn widen_pipe(input: &impl AsFd) {
-    let fd = input.as_fd().as_raw_fd();
-    // SAFETY: fcntl on a descriptor that `input` keeps open; F_SETPIPE_SZ
-    // changes nothing but the pipe's capacity, and fails on a non-pipe.
-    let _ = unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, READ_CHUNK as libc::c_int) };
-}
+/// Bytes asked of each `read` (and what `pipes::widen` asks the stdin
+/// pipe to hold).
+pub const READ_CHUNK: usize = 1 << 20;
 
 /// One input line, as the node receives it: a slice of the read buffer,
 /// so a line is never copied before it is parsed.
