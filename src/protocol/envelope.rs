@@ -45,20 +45,22 @@ impl Field<'_> {
 }
 
 /// A message body: the fields every hot request uses, and every other key
-/// as `Value` for the rare requests (an empty map allocates nothing).
+/// as `Value` for the rare requests.
 #[derive(Debug, Clone, Default)]
 pub struct Body<'a> {
     pub type_: Option<Field<'a>>,
     pub msg_id: Option<Field<'a>>,
     pub payload: Option<Field<'a>>,
     pub offset: Option<Field<'a>>,
-    pub rest: Map<String, Value>,
+    /// `None` while there is no other key: even an empty map costs a
+    /// call to drop, once per request.
+    pub rest: Option<Map<String, Value>>,
 }
 
 impl Body<'_> {
     /// The whole body as a map, as `Value` would have parsed it.
     pub fn to_map(&self) -> Map<String, Value> {
-        let mut map = self.rest.clone();
+        let mut map = self.rest.clone().unwrap_or_default();
         for (name, field) in [
             ("type", &self.type_),
             ("msg_id", &self.msg_id),
@@ -173,7 +175,11 @@ impl<'de> FillFromMap<'de> for Top<'de> {
                 "src" => self.src = Some(map.next_value()?),
                 "dest" => self.dest = Some(map.next_value()?),
                 "body" => {
-                    self.body_is_object = Some(map.next_value_seed(IntoObject(&mut self.body))?)
+                    if self.body_is_object.is_some() {
+                        // A later `body` replaces an earlier one whole.
+                        self.body = Body::default();
+                    }
+                    self.body_is_object = Some(map.next_value_seed(IntoObject(&mut self.body))?);
                 }
                 // Ignored, but parsed whole: a bad value fails the line.
                 _ => map.next_value::<Skip>().map(drop)?,
@@ -185,8 +191,6 @@ impl<'de> FillFromMap<'de> for Top<'de> {
 
 impl<'de> FillFromMap<'de> for Body<'de> {
     fn fill<A: MapAccess<'de>>(&mut self, mut map: A) -> Result<(), A::Error> {
-        // A later `body` replaces an earlier one whole.
-        *self = Body::default();
         while let Some(key) = map.next_key::<Name>()? {
             let slot = match key.0.as_ref() {
                 "type" => &mut self.type_,
@@ -195,7 +199,8 @@ impl<'de> FillFromMap<'de> for Body<'de> {
                 "offset" => &mut self.offset,
                 _ => {
                     let value: Value = map.next_value()?;
-                    self.rest.insert(key.0.into_owned(), value);
+                    let rest = self.rest.get_or_insert_default();
+                    rest.insert(key.0.into_owned(), value);
                     continue;
                 }
             };
@@ -466,6 +471,6 @@ mod tests {
             Some(Field::Str(Cow::Borrowed("abc")))
         ));
         assert_eq!(env.body.msg_id, Some(Field::U64(3)));
-        assert!(env.body.rest.is_empty());
+        assert!(env.body.rest.is_none());
     }
 }
