@@ -4,8 +4,8 @@
 //! answered.
 //!
 //! Batching comes from the pipe itself: while the node syncs, requests pile
-//! up in the kernel's pipe buffer, and the next `read` returns all of them
-//! at once. The node reads on its one thread on purpose: a separate reader
+//! up in the kernel's pipe buffer (widened to a whole read, `pipes`), and
+//! the next `read` returns all of them at once. The node reads on its one thread on purpose: a separate reader
 //! thread cost 30% of one-request-at-a-time throughput here, because waking
 //! the main thread from it moved that thread away from the CPU taking the
 //! disk's interrupts (README "Performance").
