@@ -17,6 +17,8 @@
 //!   best round of each is kept.
 //! - pipelined: 100,000 appends written at once, default batching vs
 //!   `--max-batch 1`; syncs per append counted under `strace` in a separate run.
+//! - CPU per append: the node's CPU time in the default-batching runs
+//!   (`support/cpu.rs`).
 //! - active-segment replay: `Log::open` of a log whose one (active) segment
 //!   is 1 GiB, vs a raw sequential read, both warm. Only the active segment
 //!   is ever replayed.
@@ -309,6 +311,8 @@ struct Pipelined {
     hwm_bytes: Option<u64>,
     /// VmHWM right after `init`, before any append.
     hwm_after_init: Option<u64>,
+    /// CPU time of the node from after `init` to the last reply.
+    cpu: Option<Duration>,
 }
 
 /// Runs `cmd` (a node), sends `init`, then writes `n` appends of
@@ -323,6 +327,7 @@ fn pipelined(mut cmd: Command, dir: &Path, n: usize, payload_len: usize, hwm: bo
     let mut peer = Peer::spawn(&mut cmd, dir, "pipelined");
     peer.call(init_line().as_bytes());
     let hwm_after_init = hwm.then(|| peer.vm_hwm());
+    let cpu_before = support::cpu::used(peer.pid());
     let mut stdin = peer.take_stdin();
     let start = Instant::now();
     let writer = std::thread::spawn(move || {
@@ -335,6 +340,7 @@ fn pipelined(mut cmd: Command, dir: &Path, n: usize, payload_len: usize, hwm: bo
         peer.read_append_reply();
     }
     let elapsed = start.elapsed();
+    let cpu = support::cpu::since(peer.pid(), cpu_before);
     let hwm_bytes = hwm.then(|| peer.vm_hwm());
     drop(writer.join().expect("the writer thread"));
     peer.finish();
@@ -342,6 +348,7 @@ fn pipelined(mut cmd: Command, dir: &Path, n: usize, payload_len: usize, hwm: bo
         rate: rate(n, elapsed),
         hwm_bytes,
         hwm_after_init,
+        cpu,
     }
 }
 
@@ -356,10 +363,12 @@ fn node_cmd(dir: &Path, max_batch: Option<u32>) -> Command {
 
 /// Returns the spread of the per-round ratio of batching to none.
 fn pipelined_row(dir: &Path, table: &mut Table) -> String {
-    let (mut batched, mut single) = (vec![], vec![]);
+    let (mut batched, mut single, mut cpu) = (vec![], vec![], vec![]);
     for round in 0..PIPELINED_ROUNDS {
         let log_dir = dir.join(format!("pipelined-batched-{round}"));
-        batched.push(pipelined(node_cmd(&log_dir, None), dir, PIPELINED, PAYLOAD, false).rate);
+        let run = pipelined(node_cmd(&log_dir, None), dir, PIPELINED, PAYLOAD, false);
+        batched.push(run.rate);
+        cpu.push(run.cpu);
         disk::sample(dir);
         std::fs::remove_dir_all(&log_dir).expect("removing a log");
         let log_dir = dir.join(format!("pipelined-max-batch-1-{round}"));
@@ -399,6 +408,7 @@ fn pipelined_row(dir: &Path, table: &mut Table) -> String {
         "≥ 50 ×",
         ratio >= 50.0,
     ));
+    table.push(support::cpu::row(&cpu, PIPELINED, syncs));
     format!("pipelined {} ×", spread(&per_round, 0))
 }
 

@@ -18,10 +18,18 @@ pub fn checksum(payload: &[u8]) -> u32 {
 /// Built digit by digit: one per append reply, and `format!` cost ten
 /// times as much.
 pub fn checksum_hex(crc: u32) -> String {
+    checksum_digits(crc)
+        .iter()
+        .map(|&d| char::from(d))
+        .collect()
+}
+
+/// `checksum_hex`'s digits as bytes, for writing straight into a reply.
+pub fn checksum_digits(crc: u32) -> [u8; 8] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(8);
-    for shift in (0..32).step_by(4).rev() {
-        hex.push(char::from(DIGITS[(crc >> shift) as usize & 0xf]));
+    let mut hex = [0; 8];
+    for (i, digit) in hex.iter_mut().enumerate() {
+        *digit = DIGITS[(crc >> (28 - 4 * i)) as usize & 0xf];
     }
     hex
 }

@@ -4,27 +4,63 @@
 //! answered.
 //!
 //! Batching comes from the pipe itself: while the node syncs, requests pile
-//! up in the kernel's pipe buffer, and the next `read` returns all of them
-//! at once. The node reads on its one thread on purpose: a separate reader
+//! up in the kernel's pipe buffer (widened to a whole read, `pipes`), and
+//! the next `read` returns all of them at once. The node reads on its one thread on purpose: a separate reader
 //! thread cost 30% of one-request-at-a-time throughput here, because waking
 //! the main thread from it moved that thread away from the CPU taking the
 //! disk's interrupts (README "Performance").
 
 use crate::protocol::attribution::{Found, Scanner};
 use std::io::{ErrorKind, Read};
+use std::ops::Range;
 
-/// Bytes asked of each `read`.
-const READ_CHUNK: usize = 1 << 20;
+/// Bytes asked of each `read` (and what `pipes::widen` asks the stdin
+/// pipe to hold).
+pub const READ_CHUNK: usize = 1 << 20;
 
-/// One input line, as the node receives it.
-pub enum Input {
-    Line(Vec<u8>),
+/// One input line, as the node receives it: a slice of the read buffer,
+/// so a line is never copied before it is parsed.
+pub enum Input<'a> {
+    Line(&'a [u8]),
     /// A line longer than the limit, discarded as it streamed past.
     Oversized {
         bytes: u64,
         /// Its sender, if the scan found one.
-        found: Found,
+        found: &'a Found,
     },
+}
+
+/// A line taken from the buffer, by position until the batch is handed out.
+enum Taken {
+    Line(Range<usize>),
+    Oversized { bytes: u64, found: Found },
+}
+
+/// The inputs of one batch, in input order, borrowing the read buffer.
+pub struct Batch<'a> {
+    buf: &'a [u8],
+    taken: &'a [Taken],
+}
+
+impl<'a> Batch<'a> {
+    pub fn iter(&self) -> impl Iterator<Item = Input<'a>> + use<'a> {
+        let buf = self.buf;
+        self.taken.iter().map(move |t| match t {
+            Taken::Line(range) => Input::Line(&buf[range.clone()]),
+            Taken::Oversized { bytes, found } => Input::Oversized {
+                bytes: *bytes,
+                found,
+            },
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.taken.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.taken.is_empty()
+    }
 }
 
 /// An over-long line being let go: its length so far, and the scan of it.
@@ -35,9 +71,10 @@ struct Discarding {
 
 pub struct Lines<R> {
     source: R,
-    /// Where each `read` lands, allocated once.
-    scratch: Vec<u8>,
+    /// Where each `read` lands: `buf[..filled]` is input, the rest room for
+    /// the next read. Only grows, and only while a partial line is kept.
     buf: Vec<u8>,
+    filled: usize,
     /// Start of the unconsumed bytes in `buf`.
     start: usize,
     /// How far into `buf` no newline has been found yet.
@@ -45,6 +82,8 @@ pub struct Lines<R> {
     max_line: usize,
     /// The over-long line being dropped, while dropping one.
     discarded: Option<Discarding>,
+    /// The batch being handed out; kept to reuse its allocation.
+    taken: Vec<Taken>,
     at_end: bool,
 }
 
@@ -53,12 +92,13 @@ impl<R: Read> Lines<R> {
     pub fn new(source: R, max_line: usize) -> Self {
         Lines {
             source,
-            scratch: vec![0; READ_CHUNK],
-            buf: Vec::new(),
+            buf: vec![0; READ_CHUNK],
+            filled: 0,
             start: 0,
             scanned: 0,
             max_line,
             discarded: None,
+            taken: Vec::new(),
             at_end: false,
         }
     }
@@ -66,50 +106,55 @@ impl<R: Read> Lines<R> {
     /// Waits until at least one input is there, then returns every input
     /// already read, at most `max` of them and about `max_bytes`; `None` at
     /// end of input. Never waits once it holds an input.
-    pub fn next_batch(&mut self, max: usize, max_bytes: usize) -> Option<Vec<Input>> {
-        let mut batch = Vec::new();
+    pub fn next_batch(&mut self, max: usize, max_bytes: usize) -> Option<Batch<'_>> {
+        self.taken.clear();
         let mut bytes = 0;
         loop {
-            while batch.len() < max && bytes < max_bytes {
-                let Some(input) = self.take() else { break };
-                if let Input::Line(line) = &input {
-                    bytes += line.len();
+            while self.taken.len() < max && bytes < max_bytes {
+                let Some(taken) = self.take() else { break };
+                if let Taken::Line(range) = &taken {
+                    bytes += range.len();
                 }
-                batch.push(input);
+                self.taken.push(taken);
             }
-            if !batch.is_empty() {
-                return Some(batch);
+            if self.taken.is_empty() && self.at_end {
+                let last = self.take_unterminated()?;
+                self.taken.push(last);
             }
-            if self.at_end {
-                return self.take_unterminated().map(|last| vec![last]);
+            if !self.taken.is_empty() {
+                return Some(Batch {
+                    buf: &self.buf,
+                    taken: &self.taken,
+                });
             }
+            // Nothing taken, so no range points into the buffer yet.
             self.read_more();
         }
     }
 
     /// The next whole line already in the buffer, if any.
-    fn take(&mut self) -> Option<Input> {
-        let unread = &self.buf[self.scanned..];
-        match unread.iter().position(|&b| b == b'\n') {
+    fn take(&mut self) -> Option<Taken> {
+        let unread = &self.buf[self.scanned..self.filled];
+        match memchr::memchr(b'\n', unread) {
             Some(i) => {
                 let end = self.scanned + i;
                 let len = end - self.start;
-                let input = if self.discarded.is_some() || len > self.max_line {
+                let taken = if self.discarded.is_some() || len > self.max_line {
                     self.discard(end);
                     self.oversized()
                 } else {
-                    Input::Line(self.buf[self.start..end].to_vec())
+                    Taken::Line(self.start..end)
                 };
                 self.start = end + 1;
                 self.scanned = self.start;
-                Some(input)
+                Some(taken)
             }
             None => {
-                self.scanned = self.buf.len();
-                if self.discarded.is_some() || self.buf.len() - self.start > self.max_line {
+                self.scanned = self.filled;
+                if self.discarded.is_some() || self.filled - self.start > self.max_line {
                     // Too long to keep: scan it and let its bytes go.
-                    self.discard(self.buf.len());
-                    self.buf.truncate(self.start);
+                    self.discard(self.filled);
+                    self.filled = self.start;
                     self.scanned = self.start;
                 }
                 None
@@ -118,18 +163,18 @@ impl<R: Read> Lines<R> {
     }
 
     /// A last line with no newline after it, at end of input.
-    fn take_unterminated(&mut self) -> Option<Input> {
-        let rest = self.buf.len() - self.start;
-        let input = if self.discarded.is_some() || rest > self.max_line {
-            self.discard(self.buf.len());
+    fn take_unterminated(&mut self) -> Option<Taken> {
+        let rest = self.filled - self.start;
+        let taken = if self.discarded.is_some() || rest > self.max_line {
+            self.discard(self.filled);
             Some(self.oversized())
         } else if rest > 0 {
-            Some(Input::Line(self.buf[self.start..].to_vec()))
+            Some(Taken::Line(self.start..self.filled))
         } else {
             None
         };
-        self.start = self.buf.len();
-        input
+        self.start = self.filled;
+        taken
     }
 
     /// Counts and scans the over-long line's bytes from `start` to `end`.
@@ -143,21 +188,27 @@ impl<R: Read> Lines<R> {
     }
 
     /// The over-long line just ended.
-    fn oversized(&mut self) -> Input {
+    fn oversized(&mut self) -> Taken {
         let d = self.discarded.take().expect("a line was being discarded");
-        Input::Oversized {
+        Taken::Oversized {
             bytes: d.bytes,
             found: d.scan.finish(),
         }
     }
 
-    /// One `read`: whatever the pipe holds, up to `READ_CHUNK` bytes.
+    /// One `read` straight into the buffer, after the partial line kept at
+    /// its front: whatever the pipe holds, up to `READ_CHUNK` bytes.
     fn read_more(&mut self) {
-        self.buf.drain(..self.start);
+        self.buf.copy_within(self.start..self.filled, 0);
+        self.filled -= self.start;
         self.scanned -= self.start;
         self.start = 0;
+        if self.buf.len() < self.filled + READ_CHUNK {
+            self.buf.resize(self.filled + READ_CHUNK, 0);
+        }
+        let room = &mut self.buf[self.filled..self.filled + READ_CHUNK];
         let n = loop {
-            match self.source.read(&mut self.scratch) {
+            match self.source.read(room) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -166,7 +217,7 @@ impl<R: Read> Lines<R> {
                 }
             }
         };
-        self.buf.extend_from_slice(&self.scratch[..n]);
+        self.filled += n;
         self.at_end = n == 0;
     }
 }
@@ -190,16 +241,17 @@ mod tests {
 
     fn collect(input: &[u8], max_line: usize, read_size: usize) -> Vec<String> {
         let mut lines = Lines::new(Trickle(input.to_vec(), read_size), max_line);
-        std::iter::from_fn(|| lines.next_batch(3, 1 << 20))
-            .flatten()
-            .map(|i| match i {
-                Input::Line(l) => String::from_utf8_lossy(&l).into_owned(),
+        let mut out = Vec::new();
+        while let Some(batch) = lines.next_batch(3, 1 << 20) {
+            out.extend(batch.iter().map(|i| match i {
+                Input::Line(l) => String::from_utf8_lossy(l).into_owned(),
                 Input::Oversized { bytes, found } => match found.sender() {
                     Some((src, id)) => format!("<{bytes} dropped, from {src} msg_id {id}>"),
                     None => format!("<{bytes} dropped>"),
                 },
-            })
-            .collect()
+            }));
+        }
+        out
     }
 
     #[test]
@@ -253,9 +305,8 @@ mod tests {
     #[test]
     fn a_batch_is_what_one_read_brought_capped_by_max() {
         let mut lines = Lines::new(Trickle(b"1\n2\n3\n4\n5\n".to_vec(), 6), 100);
-        let sizes: Vec<usize> = std::iter::from_fn(|| lines.next_batch(2, 1 << 20))
-            .map(|b| b.len())
-            .collect();
+        let sizes: Vec<usize> =
+            std::iter::from_fn(|| lines.next_batch(2, 1 << 20).map(|b| b.len())).collect();
         // Reads of 6 bytes bring 3 lines; batches hold at most 2.
         assert_eq!(sizes, [2, 1, 2]);
     }

@@ -13,6 +13,7 @@ pub mod index;
 pub mod input;
 pub mod log;
 pub mod node;
+pub mod pipes;
 pub mod protocol;
 pub mod recovery;
 pub mod repair;

@@ -116,6 +116,8 @@ fn serve(args: NodeArgs) -> ExitCode {
         max_batch: args.max_batch as usize,
     };
     let stdout = std::io::stdout();
+    wal_node::pipes::widen(&std::io::stdin());
+    wal_node::pipes::widen(&stdout);
     match Node::new(config).run(std::io::stdin().lock(), &mut stdout.lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

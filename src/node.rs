@@ -8,6 +8,7 @@ use crate::protocol::attribution::Found;
 use crate::protocol::{self, ErrorCode, Kind, Rejection, Reply, Request};
 use crate::state::State;
 use anyhow::{Result, bail};
+use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -32,37 +33,38 @@ impl Config {
     }
 }
 
-/// One input line, in the order it came.
-struct Job {
+/// One input line, in the order it came; its strings borrow from the
+/// line where they can.
+struct Job<'a> {
     /// 1-based, counting every line read from stdin.
     line: u64,
     /// What stderr says about a bad line, said when its turn comes so that
     /// stderr follows input order.
     complaint: Option<String>,
     /// `None` when the line names nobody to answer: it is only logged.
-    message: Option<Message>,
+    message: Option<Message<'a>>,
 }
 
-impl Job {
+impl Job<'_> {
     fn msg_id(&self) -> Option<u64> {
         self.message.as_ref().and_then(|m| m.msg_id)
     }
 }
 
 /// A request (or a line answered with an error) and where its reply goes.
-struct Message {
-    peer: String,
-    addressed_to: String,
+struct Message<'a> {
+    peer: Cow<'a, str>,
+    addressed_to: Cow<'a, str>,
     msg_id: Option<u64>,
     kind: Result<Kind, Rejection>,
-    request: Result<Request, Rejection>,
+    request: Result<Request<'a>, Rejection>,
 }
 
 /// One per job, in job order: `None` where there is nothing to send.
 type Replies<'j> = Vec<Option<Outgoing<'j>>>;
 
 struct Outgoing<'j> {
-    to: &'j Message,
+    to: &'j Message<'j>,
     /// This node's id as it was when the request was applied (a request
     /// before `init` is answered from the address it was sent to).
     src: Rc<str>,
@@ -86,7 +88,7 @@ pub struct Node {
 /// A line that does not parse: answered with error 12 if the scan found
 /// who sent it, else only logged. `kept` is the line, unless it was too
 /// long to keep.
-fn bad_line(line: u64, why: String, found: &Found, kept: Option<&[u8]>) -> Job {
+fn bad_line<'a>(line: u64, why: String, found: &Found, kept: Option<&[u8]>) -> Job<'a> {
     let sender = found.sender();
     let answer = match &sender {
         Some((peer, msg_id)) => format!("answered error 12 to {peer:?} (msg_id {msg_id})"),
@@ -106,8 +108,8 @@ fn bad_line(line: u64, why: String, found: &Found, kept: Option<&[u8]>) -> Job {
         };
         let rejection = Rejection::new(ErrorCode::MalformedRequest, text);
         Message {
-            peer,
-            addressed_to: found.dest().unwrap_or_default(),
+            peer: peer.into(),
+            addressed_to: found.dest().unwrap_or_default().into(),
             msg_id: Some(msg_id),
             kind: Err(rejection.clone()),
             request: Err(rejection),
@@ -169,7 +171,7 @@ impl Node {
         let mut line = 0;
         while let Some(batch) = lines.next_batch(self.config.max_batch, MAX_BATCH_BYTES) {
             let jobs: Vec<Job> = batch
-                .into_iter()
+                .iter()
                 .map(|input| {
                     line += 1;
                     self.parse(input, line)
@@ -180,7 +182,7 @@ impl Node {
         Ok(())
     }
 
-    fn parse(&self, input: Input, line: u64) -> Job {
+    fn parse<'a>(&self, input: Input<'a>, line: u64) -> Job<'a> {
         let bytes = match input {
             Input::Line(bytes) => bytes,
             Input::Oversized { bytes, found } => {
@@ -188,15 +190,16 @@ impl Node {
                     "the line is {bytes} bytes, over the limit of {} bytes (6 x --max-entry-bytes + 64 KiB)",
                     self.config.max_line_bytes()
                 );
-                return bad_line(line, why, &found, None);
+                return bad_line(line, why, found, None);
             }
         };
-        match protocol::parse_envelope(&bytes) {
-            Ok(env) => {
+        match protocol::parse_envelope(bytes) {
+            Ok(mut env) => {
+                let msg_id = protocol::msg_id(&env.body);
                 let kind = protocol::kind(&env.body);
                 let request = match kind {
                     Ok(k) => {
-                        protocol::validate(k, &env.body, self.config.log.max_entry_bytes, &bytes)
+                        protocol::validate(k, &mut env.body, self.config.log.max_entry_bytes, bytes)
                     }
                     Err(ref e) => Err(e.clone()),
                 };
@@ -204,7 +207,7 @@ impl Node {
                     line,
                     complaint: None,
                     message: Some(Message {
-                        msg_id: protocol::msg_id(&env.body),
+                        msg_id,
                         peer: env.src,
                         addressed_to: env.dest,
                         kind,
@@ -213,8 +216,8 @@ impl Node {
                 }
             }
             Err(why) => {
-                let found = protocol::attribution::scan(&bytes);
-                bad_line(line, why, &found, Some(&bytes))
+                let found = protocol::attribution::scan(bytes);
+                bad_line(line, why, &found, Some(bytes))
             }
         }
     }
@@ -403,7 +406,7 @@ impl Node {
                     in_reply_to,
                     offset: a.offset,
                     length: a.length,
-                    checksum: crate::frame::checksum_hex(a.crc),
+                    checksum: a.crc,
                 })
             }
             Request::Read { offset } => {
@@ -421,9 +424,12 @@ impl Node {
                     Some(entry) => Reply::WalReadOk {
                         in_reply_to,
                         length: entry.payload.len() as u64,
-                        payload: String::from_utf8_lossy(&entry.payload).into_owned(),
                         checksum_valid: entry.checksum_valid,
-                        checksum: crate::frame::checksum_hex(entry.stored_crc),
+                        checksum: entry.stored_crc,
+                        // Damaged bytes decode lossily; whole ones move as they are.
+                        payload: String::from_utf8(entry.payload).unwrap_or_else(|bad| {
+                            String::from_utf8_lossy(bad.as_bytes()).into_owned()
+                        }),
                     },
                     None if *offset < log.first_offset() => Reply::error(
                         msg.msg_id,
@@ -657,7 +663,7 @@ impl Node {
     fn src_for(&self, message: &Message) -> Rc<str> {
         self.node_id
             .clone()
-            .unwrap_or_else(|| message.addressed_to.as_str().into())
+            .unwrap_or_else(|| message.addressed_to.as_ref().into())
     }
 
     fn init(&mut self, node_id: &str) -> Result<(), Rejection> {

@@ -1,11 +1,15 @@
 //! The wire: Maelstrom envelopes, request validation, reply bodies.
 
 pub mod attribution;
+mod envelope;
+
+pub use envelope::{Body, Envelope, Field, parse_envelope};
 
 use crate::fsbench::{self, Strategy};
 use crate::state::{Claimed, GivenEntry};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Maelstrom's error codes, as used by this node.
@@ -42,89 +46,14 @@ impl Rejection {
     }
 }
 
-/// A line that parsed as a message we can answer.
-#[derive(Debug, Clone)]
-pub struct Envelope {
-    pub src: String,
-    pub dest: String,
-    pub body: Map<String, Value>,
-}
-
-/// Parses one input line. `Err` says why it is no message: the caller
-/// answers it if `attribution` finds who sent it, else logs it and goes on.
-pub fn parse_envelope(line: &[u8]) -> Result<Envelope, String> {
-    let value: Value = serde_json::from_slice(line).map_err(|e| why_unparsed(line, &e))?;
-    let Value::Object(mut top) = value else {
-        return Err("not a JSON object".into());
-    };
-    let src = match top.remove("src") {
-        Some(Value::String(s)) => s,
-        _ => return Err("no string `src`: nobody to answer".into()),
-    };
-    let body = match top.remove("body") {
-        Some(Value::Object(b)) => b,
-        _ => return Err(format!("no object `body` in a message from {src}")),
-    };
-    let dest = match top.remove("dest") {
-        Some(Value::String(d)) => d,
-        _ => String::new(),
-    };
-    Ok(Envelope { src, dest, body })
-}
-
-/// Names what the parser could not take, in the client's terms: serde_json
-/// reports a lone surrogate as "unexpected end of hex escape".
-fn why_unparsed(line: &[u8], e: &serde_json::Error) -> String {
-    if let Err(bad) = std::str::from_utf8(line) {
-        return format!(
-            "invalid UTF-8 at byte offset {} of the line",
-            bad.valid_up_to()
-        );
-    }
-    // The parser stops at the first error, so a surrogate before where it
-    // stopped is what it choked on.
-    match lone_surrogate(line) {
-        Some((at, escape)) if e.line() == 1 && at < e.column() => format!(
-            "lone UTF-16 surrogate {escape} at byte offset {at} of the line: a string must be \
-             valid Unicode (a surrogate escape needs its pair)"
-        ),
-        _ => format!("not a JSON message: {e}"),
-    }
-}
-
-/// The first `\uXXXX` escape of a surrogate without its pair, and where it is.
-fn lone_surrogate(line: &[u8]) -> Option<(usize, String)> {
-    let escape_at = |i: usize| -> Option<u32> {
-        let hex = line.get(i..i + 6)?.strip_prefix(b"\\u")?;
-        u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
-    };
-    let mut i = 0;
-    while i < line.len() {
-        if line[i] != b'\\' {
-            i += 1;
-            continue;
-        }
-        match escape_at(i) {
-            Some(0xD800..=0xDBFF) if matches!(escape_at(i + 6), Some(0xDC00..=0xDFFF)) => i += 12,
-            Some(0xD800..=0xDFFF) => {
-                return Some((i, String::from_utf8_lossy(&line[i..i + 6]).into_owned()));
-            }
-            Some(_) => i += 6,
-            // Any other escape is two bytes (`\\` included).
-            None => i += 2,
-        }
-    }
-    None
-}
-
-/// A validated request.
+/// A validated request; an append's payload is still a slice of its line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
+pub enum Request<'a> {
     Init {
         node_id: String,
     },
     Append {
-        payload: String,
+        payload: Cow<'a, str>,
     },
     Read {
         offset: u64,
@@ -168,14 +97,17 @@ pub enum Kind {
 }
 
 /// The body's `msg_id`, if it has a usable one.
-pub fn msg_id(body: &Map<String, Value>) -> Option<u64> {
-    body.get("msg_id").and_then(Value::as_u64)
+pub fn msg_id(body: &Body) -> Option<u64> {
+    match body.msg_id {
+        Some(Field::U64(id)) => Some(id),
+        _ => None,
+    }
 }
 
 /// The body's type: error 10 if unknown, 12 if missing.
-pub fn kind(body: &Map<String, Value>) -> Result<Kind, Rejection> {
-    match body.get("type") {
-        Some(Value::String(t)) => match t.as_str() {
+pub fn kind(body: &Body) -> Result<Kind, Rejection> {
+    match &body.type_ {
+        Some(Field::Str(t)) => match t.as_ref() {
             "init" => Ok(Kind::Init),
             "wal_append" => Ok(Kind::Append),
             "wal_read" => Ok(Kind::Read),
@@ -202,18 +134,60 @@ pub fn kind(body: &Map<String, Value>) -> Result<Kind, Rejection> {
 
 /// Checks every field of a request of kind `kind`. `line` is the request
 /// as received, read again only to show a bad number as it was written.
-pub fn validate(
+/// The hot requests are checked on the parsed fields as they are; the rare
+/// ones on the body as a map.
+pub fn validate<'a>(
     kind: Kind,
-    body: &Map<String, Value>,
+    body: &mut Body<'a>,
     max_entry_bytes: u32,
     line: &[u8],
-) -> Result<Request, Rejection> {
+) -> Result<Request<'a>, Rejection> {
     if msg_id(body).is_none() {
-        return Err(match body.get("msg_id") {
+        return Err(match &body.msg_id {
             None => Rejection::malformed("missing field `msg_id`"),
-            Some(v) => out_of_range("msg_id", v, attribution::scan(line).raw_msg_id()),
+            Some(v) => out_of_range(
+                "msg_id",
+                &v.to_value(),
+                attribution::scan(line).raw_msg_id(),
+            ),
         });
     }
+    match kind {
+        Kind::Append => {
+            let payload = match body.payload.take() {
+                Some(Field::Str(p)) => p,
+                Some(v) => return Err(not_a_string("payload", &v.to_value())),
+                None => return Err(Rejection::malformed("missing field `payload`")),
+            };
+            if payload.is_empty() {
+                return Err(Rejection::malformed(
+                    "field `payload` is empty; an entry needs at least one byte",
+                ));
+            }
+            if payload.len() > max_entry_bytes as usize {
+                return Err(Rejection::malformed(format!(
+                    "field `payload` is {} bytes, over the limit of {max_entry_bytes} (--max-entry-bytes)",
+                    payload.len()
+                )));
+            }
+            Ok(Request::Append { payload })
+        }
+        Kind::Read => match &body.offset {
+            Some(Field::U64(offset)) => Ok(Request::Read { offset: *offset }),
+            Some(v) => Err(out_of_range(
+                "offset",
+                &v.to_value(),
+                attribution::scan(line).raw_offset(),
+            )),
+            None => Err(Rejection::malformed("missing field `offset`")),
+        },
+        Kind::Info => Ok(Request::Info),
+        rare => validate_rare(rare, &body.to_map()),
+    }
+}
+
+/// The requests that come once or seldom, checked on the whole body.
+fn validate_rare(kind: Kind, body: &Map<String, Value>) -> Result<Request<'static>, Rejection> {
     match kind {
         Kind::Init => {
             let node_id = string_field(body, "node_id")?;
@@ -230,31 +204,9 @@ pub fn validate(
                 node_id: node_id.to_owned(),
             })
         }
-        Kind::Append => {
-            let payload = string_field(body, "payload")?;
-            if payload.is_empty() {
-                return Err(Rejection::malformed(
-                    "field `payload` is empty; an entry needs at least one byte",
-                ));
-            }
-            if payload.len() > max_entry_bytes as usize {
-                return Err(Rejection::malformed(format!(
-                    "field `payload` is {} bytes, over the limit of {max_entry_bytes} (--max-entry-bytes)",
-                    payload.len()
-                )));
-            }
-            Ok(Request::Append {
-                payload: payload.to_owned(),
-            })
+        Kind::Append | Kind::Read | Kind::Info => {
+            unreachable!("hot requests are checked as parsed")
         }
-        Kind::Read => match body.get("offset") {
-            Some(v) => v
-                .as_u64()
-                .map(|offset| Request::Read { offset })
-                .ok_or_else(|| out_of_range("offset", v, attribution::scan(line).raw_offset())),
-            None => Err(Rejection::malformed("missing field `offset`")),
-        },
-        Kind::Info => Ok(Request::Info),
         Kind::FsyncBenchmark => Ok(Request::FsyncBenchmark {
             entries: bench_entries(body)?,
             strategies: bench_strategies(body)?,
@@ -358,7 +310,7 @@ fn given_entries(body: &Map<String, Value>) -> Result<Vec<GivenEntry>, Rejection
     Ok(entries)
 }
 
-fn segment_limit(body: &Map<String, Value>) -> Result<Request, Rejection> {
+fn segment_limit(body: &Map<String, Value>) -> Result<Request<'static>, Rejection> {
     use crate::log::{MAX_SEGMENT_BYTES as MAX, MIN_SEGMENT_BYTES as MIN};
     let v = body
         .get("max_segment_bytes")
@@ -445,11 +397,13 @@ fn bench_strategies(body: &Map<String, Value>) -> Result<Vec<Strategy>, Rejectio
 fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str, Rejection> {
     match body.get(name) {
         Some(Value::String(s)) => Ok(s),
-        Some(v) => Err(Rejection::malformed(format!(
-            "field `{name}` must be a string, got {v}"
-        ))),
+        Some(v) => Err(not_a_string(name, v)),
         None => Err(Rejection::malformed(format!("missing field `{name}`"))),
     }
+}
+
+fn not_a_string(name: &str, v: &Value) -> Rejection {
+    Rejection::malformed(format!("field `{name}` must be a string, got {v}"))
 }
 
 /// A node id becomes a file name, so it must not be able to name a path.
@@ -476,14 +430,17 @@ pub enum Reply {
         in_reply_to: u64,
         offset: u64,
         length: u32,
-        checksum: String,
+        /// The CRC, written as 8 lowercase hex digits.
+        #[serde(serialize_with = "crc_hex")]
+        checksum: u32,
     },
     WalReadOk {
         in_reply_to: u64,
         payload: String,
         checksum_valid: bool,
         length: u64,
-        checksum: String,
+        #[serde(serialize_with = "crc_hex")]
+        checksum: u32,
     },
     WalInfoOk {
         in_reply_to: u64,
@@ -541,6 +498,11 @@ pub enum Reply {
         code: u32,
         text: String,
     },
+}
+
+/// A CRC as the wire shows it: exactly 8 lowercase hex digits.
+fn crc_hex<S: Serializer>(crc: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::frame::checksum_hex(*crc))
 }
 
 /// One segment in `wal_segment_info_ok`.
@@ -633,7 +595,7 @@ pub fn write_reply(out: &mut Vec<u8>, src: &str, dest: &str, reply: &Reply, msg_
             number(out, "in_reply_to", *in_reply_to);
             number(out, "offset", *offset);
             number(out, "length", u64::from(*length));
-            text_field(out, "checksum", checksum);
+            checksum_field(out, *checksum);
         }
         Reply::WalReadOk {
             in_reply_to,
@@ -648,7 +610,7 @@ pub fn write_reply(out: &mut Vec<u8>, src: &str, dest: &str, reply: &Reply, msg_
             key(out, "checksum_valid");
             out.extend_from_slice(if *checksum_valid { b"true" } else { b"false" });
             number(out, "length", *length);
-            text_field(out, "checksum", checksum);
+            checksum_field(out, *checksum);
         }
         Reply::WalInfoOk {
             in_reply_to,
@@ -738,6 +700,14 @@ fn text_field(out: &mut Vec<u8>, name: &str, s: &str) {
     string(out, s);
 }
 
+/// `,"checksum":"0a1b2c3d"`: hex digits need no escaping.
+fn checksum_field(out: &mut Vec<u8>, crc: u32) {
+    key(out, "checksum");
+    out.push(b'"');
+    out.extend_from_slice(&crate::frame::checksum_digits(crc));
+    out.push(b'"');
+}
+
 /// A JSON string, escaped exactly as serde_json escapes it. Most strings
 /// (node ids, checksums, plain payloads) need no escaping: copied as they are.
 fn string(out: &mut Vec<u8>, s: &str) {
@@ -755,8 +725,10 @@ fn string(out: &mut Vec<u8>, s: &str) {
 mod tests {
     use super::*;
 
-    fn body(json: &str) -> Map<String, Value> {
-        serde_json::from_str(json).unwrap()
+    /// The body of a message from c1 holding `json` as its body.
+    fn body(json: &str) -> Body<'static> {
+        let line = format!(r#"{{"src":"c1","body":{json}}}"#).leak();
+        parse_envelope(line.as_bytes()).unwrap().body
     }
 
     #[test]
@@ -766,7 +738,7 @@ mod tests {
             in_reply_to: 2,
             offset: 0,
             length: 8,
-            checksum: "0a1b2c3d".into(),
+            checksum: 0x0a1b2c3d,
         };
         write_reply(&mut out, "n1", "c1", &reply, 1);
         assert_eq!(
@@ -794,21 +766,21 @@ mod tests {
                 in_reply_to: u64::MAX,
                 offset: 12345678901,
                 length: u32::MAX,
-                checksum: "0a1b2c3d".into(),
+                checksum: 0x0a1b2c3d,
             },
             Reply::WalReadOk {
                 in_reply_to: 7,
                 payload: awkward.into(),
                 checksum_valid: true,
                 length: 3,
-                checksum: "ffffffff".into(),
+                checksum: 0xffffffff,
             },
             Reply::WalReadOk {
                 in_reply_to: 8,
                 payload: String::new(),
                 checksum_valid: false,
                 length: 0,
-                checksum: "00000000".into(),
+                checksum: 0,
             },
             Reply::WalInfoOk {
                 in_reply_to: 9,
@@ -868,10 +840,10 @@ mod tests {
     #[test]
     fn bad_offsets_name_the_field() {
         for bad in [r#"-1"#, r#"1.5"#, r#""0""#, r#"null"#] {
-            let b = body(&format!(
+            let mut b = body(&format!(
                 r#"{{"type":"wal_read","msg_id":1,"offset":{bad}}}"#
             ));
-            let err = validate(Kind::Read, &b, 10, b"").unwrap_err();
+            let err = validate(Kind::Read, &mut b, 10, b"").unwrap_err();
             assert_eq!(err.code, ErrorCode::MalformedRequest);
             assert!(err.text.contains("`offset`"), "{}", err.text);
         }
@@ -895,9 +867,8 @@ mod tests {
                 ),
                 _ => format!(r#"{{"src":"c1","body":{{"type":"wal_info","msg_id":{raw}}}}}"#),
             };
-            let top: Map<String, Value> = serde_json::from_str(&line).unwrap();
-            let b = top["body"].as_object().unwrap();
-            let err = validate(kind(b).unwrap(), b, 10, line.as_bytes()).unwrap_err();
+            let mut b = parse_envelope(line.as_bytes()).unwrap().body;
+            let err = validate(kind(&b).unwrap(), &mut b, 10, line.as_bytes()).unwrap_err();
             assert_eq!(
                 err.text,
                 format!(
@@ -937,8 +908,8 @@ mod tests {
     #[test]
     fn payload_limit_counts_utf8_bytes() {
         let b = body(r#"{"type":"wal_append","msg_id":1,"payload":"ééé"}"#);
-        assert!(validate(Kind::Append, &b, 6, b"").is_ok());
-        let err = validate(Kind::Append, &b, 5, b"").unwrap_err();
+        assert!(validate(Kind::Append, &mut b.clone(), 6, b"").is_ok());
+        let err = validate(Kind::Append, &mut b.clone(), 5, b"").unwrap_err();
         assert!(err.text.contains("6 bytes"), "{}", err.text);
     }
 }

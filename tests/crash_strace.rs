@@ -784,8 +784,9 @@ fn after_one_failed_fdatasync_nothing_is_ever_acknowledged() {
     for when in [1, 2, 3, 4] {
         let t = traced_dirs();
         let mut input = common::init_line("n1") + "\n";
-        // About 150 KB: more than two pipe buffers, so at least three
-        // batches and four syncs, whatever the timing.
+        // About 150 KB in 1,201 requests, at most 400 a batch (the node's
+        // stdin pipe may hold all of it at once): at least four batches and
+        // four syncs, whatever the timing.
         for i in 0..600 {
             input += &req(10 + 2 * i as u64, append_body(i));
             input += "\n";
@@ -793,7 +794,9 @@ fn after_one_failed_fdatasync_nothing_is_ever_acknowledged() {
             input += "\n";
         }
         let inject = format!("inject=fdatasync:error=EIO:when={when}");
-        let mut cmd = traced_command(&t.dir, &t.trace, &t.stderr, &["-e", &inject], &[]);
+        // Batches of 400: four syncs or more whatever the pipe's size.
+        let node_args = ["--max-batch", "400"];
+        let mut cmd = traced_command(&t.dir, &t.trace, &t.stderr, &["-e", &inject], &node_args);
         let mut child = cmd
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

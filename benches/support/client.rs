@@ -145,6 +145,10 @@ impl Peer {
         self.stdin.take().expect("stdin still here")
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Peak resident set size (VmHWM) of the process, in bytes.
     pub fn vm_hwm(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))

@@ -6,6 +6,7 @@
 pub mod big_log;
 pub mod cache;
 pub mod client;
+pub mod cpu;
 pub mod disk;
 pub mod floor;
 pub mod log_writer;

@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 /// sync after an append flushes data only, not the file's size too.
 const PREALLOC_CHUNK: u64 = 16 << 20;
 
+/// The least room kept ahead of a small log (see `extend_ahead`).
+const MIN_AHEAD: u64 = 512 << 10;
+
 /// What `append` assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -418,17 +421,20 @@ impl<F: SegmentFile> Segment<F> {
         Ok(Some(Entry::from_frame(bytes)))
     }
 
-    /// Keeps at least half a chunk of zero-filled space ahead of the data,
-    /// in whole chunks, each written and synced once, never past `limit`
-    /// (the segment's size limit). Called between batches, when every append
+    /// Keeps zero-filled space ahead of the data: half the data while that
+    /// is less than half a chunk (at least `MIN_AHEAD`, so a small log is not
+    /// given 16 MiB of zeros), else half a chunk; in whole chunks of twice
+    /// that room (1 to 16 MiB), each written and synced once, never past
+    /// `limit` (the segment's size limit). Called between batches, when every append
     /// is durable, so the sync covers zeros only. Writing the zeros is best
     /// effort: on failure (disk full, file size limit) the file is put back,
     /// appends simply grow it, and no new attempt is made until the data has
     /// grown by another chunk. A failed sync is not: it is returned, and fatal.
     pub fn extend_ahead(&mut self, limit: u64, events: &mut Vec<Event>) -> Result<(), LogError> {
         debug_assert!(self.all_durable());
-        let wanted = self.data_end + PREALLOC_CHUNK / 2;
-        let target = (wanted.div_ceil(PREALLOC_CHUNK) * PREALLOC_CHUNK).min(limit);
+        let ahead = (self.data_end / 2).clamp(MIN_AHEAD, PREALLOC_CHUNK / 2);
+        let chunk = (2 * ahead).next_power_of_two();
+        let target = ((self.data_end + ahead).div_ceil(chunk) * chunk).min(limit);
         if target <= self.allocated_end
             || self.prealloc_retry_at.is_some_and(|at| self.data_end < at)
         {

@@ -211,12 +211,13 @@ fn a_failed_sync_after_the_rollback_truncate_is_a_sync_failure() {
 
 #[test]
 fn a_failed_preallocation_puts_the_file_back_and_appends_still_work() {
-    // A limit of three 1 MiB writes of zeros; the second fails part way.
+    // A small log is given 1 MiB of room, one 1 MiB write of zeros: it
+    // fails outright, or part way.
     for fault in [Faults::fail_write as fn(&Faults, u64), |f, n| {
         f.short_write(n, 1000)
     }] {
         let (mut seg, faults) = durable(&["one"]);
-        fault(&faults, 2);
+        fault(&faults, 1);
         let mut events = Vec::new();
         seg.extend_ahead(3 << 20, &mut events).unwrap();
         assert_eq!(events.len(), 1);
