@@ -17,6 +17,7 @@ pub mod pipes;
 pub mod protocol;
 pub mod recovery;
 pub mod repair;
+pub mod serving;
 pub mod state;
 pub mod stderr;
 pub mod tools;
