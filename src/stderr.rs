@@ -8,8 +8,13 @@ use std::io::Write as _;
 /// Writes `wal-node: `, the message and a newline with one `write`, so
 /// lines from several writers never interleave, and ignores any error.
 pub fn line(message: Arguments) {
+    line_from("wal-node: ", message)
+}
+
+/// The same with another prefix (an operator tool's, `wal-node repair: `).
+pub fn line_from(prefix: &str, message: Arguments) {
     let mut text = String::with_capacity(160);
-    text.push_str("wal-node: ");
+    text.push_str(prefix);
     // Formatting into a String fails only if a Display impl does; then the
     // line is still worth what it holds.
     let _ = text.write_fmt(message);
@@ -22,5 +27,14 @@ pub fn line(message: Arguments) {
 macro_rules! stderr {
     ($($arg:tt)*) => {
         $crate::stderr::line(format_args!($($arg)*))
+    };
+}
+
+/// `tool_stderr!("repair", "...", args)`: a tool's line on stderr, prefixed
+/// `wal-node repair: `, never a panic.
+#[macro_export]
+macro_rules! tool_stderr {
+    ($tool:literal, $($arg:tt)*) => {
+        $crate::stderr::line_from(concat!("wal-node ", $tool, ": "), format_args!($($arg)*))
     };
 }

@@ -70,7 +70,7 @@ pub fn run(tool: Tool) -> ExitCode {
         // A reader that went away (`| head`) wanted no more: not a failure.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wal-node {name}: {e:#}");
+            crate::stderr::line_from(&format!("wal-node {name}: "), format_args!("{e:#}"));
             ExitCode::from(UNREADABLE)
         }
     }

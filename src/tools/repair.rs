@@ -81,8 +81,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
         } else {
             ""
         };
-        eprintln!(
-            "wal-node repair: refusing: {name} is a sealed segment of the log {}; cutting it \
+        crate::tool_stderr!(
+            "repair",
+            "refusing: {name} is a sealed segment of the log {}; cutting it \
              alone would leave a gap in the offsets. Repair the directory instead: wal-node \
              repair{flags} {}",
             dir.display(),
@@ -102,8 +103,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
 
 /// The refusal when another process holds the lock.
 pub(super) fn locked(name: &str) -> u8 {
-    eprintln!(
-        "wal-node repair: refusing: {name} is locked by another process (a node serving it?)"
+    crate::tool_stderr!(
+        "repair",
+        "refusing: {name} is locked by another process (a node serving it?)"
     );
     DAMAGED
 }
@@ -150,8 +152,9 @@ pub(super) fn repair_tail(
         Tail::BrokenFraming { pos, .. } => {
             if !truncate_at_damage {
                 let loss = Loss::after(log, report)?;
-                eprintln!(
-                    "wal-node repair: refusing: {name} has broken framing at byte offset \
+                crate::tool_stderr!(
+                    "repair",
+                    "refusing: {name} has broken framing at byte offset \
                      {pos}; cutting there would lose the {} bytes from byte offset {} on: the \
                      damaged range and {} ({} with a good checksum). To accept that loss (the \
                      cut bytes are saved beside the log) rerun with --truncate-at-damage; to look \

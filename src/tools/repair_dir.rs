@@ -36,8 +36,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
     let survey = Survey::of(dir, args.log.max_entry_bytes)?;
     writeln!(out, "{name}: {}", survey.summary.line())?;
     if let MetaState::Missing | MetaState::Damaged(_) = survey.dir.meta {
-        eprintln!(
-            "wal-node repair: refusing: {name} has no sound {}; repair does not rewrite it \
+        crate::tool_stderr!(
+            "repair",
+            "refusing: {name} has no sound {}; repair does not rewrite it \
              (doc/format.md \"Metadata\" says what it holds): restore it from a backup",
             names::META
         );
@@ -56,7 +57,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
     let plan = match Plan::of(&survey) {
         Ok(plan) => plan,
         Err(why) => {
-            eprintln!("wal-node repair: refusing: {why}");
+            crate::tool_stderr!("repair", "refusing: {why}");
             return Ok(DAMAGED);
         }
     };
@@ -70,7 +71,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
     };
     if let Some(end) = plan.end {
         if !args.allow_sealed {
-            eprintln!("wal-node repair: refusing: {}", repair.describe(end));
+            crate::tool_stderr!("repair", "refusing: {}", repair.describe(end));
             return Ok(DAMAGED);
         }
         repair.rebuild_indexes(&plan.rebuild, out)?;
