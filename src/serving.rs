@@ -295,6 +295,16 @@ impl Serving {
                         in_reply_to,
                         max_segment_bytes: *max_segment_bytes,
                     },
+                    Err(e @ LogError::Sync(_)) => Reply::error(
+                        Some(in_reply_to),
+                        Rejection::new(
+                            ErrorCode::Crash,
+                            format!(
+                                "the setting was written but not made durable ({e}): a restart \
+                                 may find the old or the new value; the old one is in force now"
+                            ),
+                        ),
+                    ),
                     Err(e) => Reply::error(
                         Some(in_reply_to),
                         Rejection::new(

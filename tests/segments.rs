@@ -611,3 +611,83 @@ fn a_sealed_segment_with_zeros_after_its_frames_and_no_index_is_cut_and_reindexe
     );
     assert!(dir.join(names::index(0)).exists());
 }
+
+/// The state a test's entries build (they are not `set` commands).
+fn state_of(log: &mut Log) -> wal_node::state::State {
+    let mut state = wal_node::state::State::default();
+    log.scan_entries(0, |_, p, ok| {
+        if ok {
+            state.apply(p)
+        }
+    })
+    .unwrap();
+    state
+}
+
+#[test]
+fn a_refused_open_does_not_delete_the_segments_a_compaction_left() {
+    // A crash after a compaction's metadata update, before its deletes, and
+    // then the only snapshot damaged: the open refuses, and must leave the
+    // old segments, the only way left to rebuild the state.
+    let (_tmp, dir) = log_dir();
+    let mut log = Log::open(&dir, opts(1024)).unwrap();
+    fill(&mut log, 0, 35, 92, 1);
+    let state = state_of(&mut log);
+    let (snap_at, _) = log.write_snapshot(&state).unwrap();
+    drop(log);
+    let meta = wal_node::log::meta::Meta {
+        max_segment_bytes: 1024,
+        first_offset: 20,
+    };
+    fs::write(dir.join(names::META), meta.encode()).unwrap();
+    let snap = dir.join(names::snapshot(snap_at));
+    let mut bytes = fs::read(&snap).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&snap, bytes).unwrap();
+    let before = snapshot(&dir);
+    let text = Log::open(&dir, reopen_opts())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(text.contains("no intact snapshot"), "{text}");
+    assert_eq!(snapshot(&dir), before, "a refused open changed nothing");
+}
+
+#[test]
+fn an_old_file_beside_a_compacted_log_is_refused_not_adopted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("n1");
+    let mut log = Log::open(&dir, opts(1024)).unwrap();
+    fill(&mut log, 0, 35, 92, 1);
+    let state = state_of(&mut log);
+    log.write_snapshot(&state).unwrap();
+    log.compact(30).unwrap();
+    drop(log);
+    assert!(
+        !dir.join(names::segment(0)).exists(),
+        "segment 0 compacted away"
+    );
+    let old = old_log(tmp.path(), &[b"a stray old log"]);
+    let before = snapshot(&dir);
+    let err = wal_node::log::adopt::open_node(tmp.path(), "n1", reopen_opts())
+        .err()
+        .expect("refused");
+    assert!(matches!(err, OpenError::Refused(_)), "{err}");
+    assert!(old.exists(), "the old file is left where it was");
+    assert_eq!(snapshot(&dir), before, "the log directory is unchanged");
+}
+
+#[test]
+fn adoption_waits_for_the_node_serving_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("n1");
+    let serving = Log::open(&dir, opts(1024)).unwrap();
+    let old = old_log(tmp.path(), &[b"x"]);
+    let err = wal_node::log::adopt::open_node(tmp.path(), "n1", reopen_opts())
+        .err()
+        .expect("refused");
+    assert!(matches!(err, OpenError::Locked(_)), "{err}");
+    assert!(old.exists());
+    drop(serving);
+}

@@ -65,15 +65,25 @@ fn adopt(old: &Path, dir: &Path, opts: Options) -> Result<Event, OpenError> {
                 .into());
         }
     }
+    // A node serving the directory holds its lock: never adopt under it.
+    let _dir_lock = lock_if_there(dir)?;
+    let both = || {
+        OpenError::Refused(format!(
+            "both {shown} (a log of the previous version) and the log directory {} exist and \
+             hold different logs: decide which holds the log, and move the other away; nothing \
+             was changed",
+            dir.display()
+        ))
+    };
     let first = dir.join(names::segment(0));
     if let Ok(existing) = std::fs::metadata(&first) {
         if (existing.dev(), existing.ino()) != (meta.dev(), meta.ino()) {
-            return Err(OpenError::Refused(format!(
-                "both {shown} (a log of the previous version) and {} exist and are different \
-                 files: decide which holds the log, and move the other away; nothing was changed",
-                dir.display()
-            )));
+            return Err(both());
         }
+    } else if holds_a_log(dir) {
+        // Segments, or a log compacted past offset 0: not an adoption that
+        // stopped between its steps.
+        return Err(both());
     } else {
         check_ours(&file, meta.len(), old, opts.max_entry_bytes)?;
         dir::create_durably(dir)?;
@@ -134,4 +144,38 @@ fn link_as_first_segment(old: &Path, first: &Path) -> io::Result<()> {
     } else {
         std::fs::hard_link(old, first)
     }
+}
+
+/// Flocks `dir` if it exists (released when the value drops).
+fn lock_if_there(dir: &Path) -> Result<Option<File>, OpenError> {
+    let Ok(lock) = File::open(dir) else {
+        return Ok(None);
+    };
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(TryLockError::WouldBlock) => Err(OpenError::Locked(dir.to_owned())),
+        Err(TryLockError::Error(e)) => Err(anyhow::Error::new(e)
+            .context(format!("locking {}", dir.display()))
+            .into()),
+    }
+}
+
+/// Whether `dir` holds more than an adoption's first steps leave (nothing,
+/// or the metadata of an empty log): any segment, or metadata that is not
+/// a fresh log's.
+fn holds_a_log(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        match names::classify(&name.to_string_lossy()) {
+            names::Kind::Segment(_) | names::Kind::Index(_) | names::Kind::Snapshot(_) => true,
+            names::Kind::Meta => std::fs::read(e.path())
+                .ok()
+                .and_then(|b| Meta::decode(&b).ok())
+                .is_none_or(|m| m.first_offset > 0),
+            _ => false,
+        }
+    })
 }

@@ -342,9 +342,9 @@ impl Log {
             max_segment_bytes: n,
             ..self.meta
         };
-        // Only a setting: a failure leaves the old value in force, and the
+        // Only a setting: on `Write` the old value is in force; on `Sync` the
         // next open reads whichever file the rename left.
-        self.store.write_meta(&meta).map_err(LogError::Write)?;
+        self.store.write_meta(&meta)?;
         self.meta = meta;
         Ok(())
     }
@@ -477,9 +477,7 @@ impl Log {
                 first_offset: n,
                 ..self.meta
             };
-            self.store
-                .write_meta(&meta)
-                .map_err(|e| CompactError::Io(LogError::Write(e)))?;
+            self.store.write_meta(&meta).map_err(CompactError::Io)?;
             self.meta = meta;
         }
         // Also at `n == first`: a segment sealed since the last compaction

@@ -61,7 +61,7 @@ pub fn open_dir(path: &Path, opts: Options) -> Result<Log, OpenError> {
     };
     let mut events = Vec::new();
     let listing = list(path).with_context(|| format!("listing {shown}"))?;
-    let meta = read_or_create_meta(path, &listing, opts)?;
+    let (meta, meta_changed) = read_or_create_meta(path, &listing, opts)?;
     for name in &listing.unknown {
         events.push(Event::new(
             EventKind::UnknownFile,
@@ -104,7 +104,9 @@ pub fn open_dir(path: &Path, opts: Options) -> Result<Log, OpenError> {
             .with_context(|| format!("creating the first segment in {shown}"))?;
         segments.push((meta.first_offset, false));
     }
-    finish_compaction(&store, &mut segments, meta.first_offset, &mut events)?;
+    // Deleted only once the open is sure to succeed: a refused open changes
+    // nothing, and these segments may be what an operator recovers from.
+    let compacted = compacted_away(&mut segments, meta.first_offset);
     let first = segments[0].0;
     if first > meta.first_offset {
         return Err(refused(
@@ -219,6 +221,11 @@ pub fn open_dir(path: &Path, opts: Options) -> Result<Log, OpenError> {
         active.end(),
         &mut events,
     )?;
+    if meta_changed {
+        store::write_meta_in(path, &meta)
+            .with_context(|| format!("writing {}", path.join(names::META).display()))?;
+    }
+    finish_compaction(&store, &compacted, meta.first_offset, &mut events)?;
     let mut log = Log::assemble(
         store,
         meta,
@@ -234,23 +241,30 @@ pub fn open_dir(path: &Path, opts: Options) -> Result<Log, OpenError> {
     Ok(log)
 }
 
-/// Removes the segments wholly before `first_offset`: a compaction that
-/// stopped after its metadata update, before (or while) deleting them.
-fn finish_compaction(
-    store: &Store,
-    segments: &mut Vec<(u64, bool)>,
-    first_offset: u64,
-    events: &mut Vec<Event>,
-) -> Result<(), OpenError> {
+/// Takes out of `segments` those wholly before `first_offset`: a
+/// compaction stopped after its metadata update, before (or while)
+/// deleting them.
+fn compacted_away(segments: &mut Vec<(u64, bool)>, first_offset: u64) -> Vec<u64> {
     let gone = segments
         .windows(2)
         .take_while(|pair| pair[1].0 <= first_offset)
         .count();
-    if gone == 0 {
+    segments.drain(..gone).map(|(start, _)| start).collect()
+}
+
+/// Deletes the compacted segments `compacted_away` found, finishing the
+/// compaction.
+fn finish_compaction(
+    store: &Store,
+    compacted: &[u64],
+    first_offset: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), OpenError> {
+    if compacted.is_empty() {
         return Ok(());
     }
     let dir = store.dir().expect("a directory");
-    for &(start, _) in &segments[..gone] {
+    for &start in compacted {
         for name in [names::index(start), names::segment(start)] {
             match std::fs::remove_file(dir.join(&name)) {
                 Ok(()) => {}
@@ -269,10 +283,9 @@ fn finish_compaction(
         format!(
             "{}: removed {} before offset {first_offset}, compacted away when an earlier run stopped",
             dir.display(),
-            crate::count(gone as u64, "segment", "segments")
+            crate::count(compacted.len() as u64, "segment", "segments")
         ),
     ));
-    segments.drain(..gone);
     Ok(())
 }
 
@@ -409,7 +422,14 @@ fn list(path: &Path) -> io::Result<Listing> {
 
 /// The directory's metadata: read and checked, or written for a new log.
 /// `--max-segment-bytes` given at start replaces the stored limit.
-fn read_or_create_meta(path: &Path, listing: &Listing, opts: Options) -> Result<Meta, OpenError> {
+/// The directory's metadata, and whether it must be rewritten (a
+/// `--max-segment-bytes` that differs: written once the open succeeds). A
+/// new log's is written at once.
+fn read_or_create_meta(
+    path: &Path,
+    listing: &Listing,
+    opts: Options,
+) -> Result<(Meta, bool), OpenError> {
     let meta_path = path.join(names::META);
     let stored = if listing.meta {
         let bytes = std::fs::read(&meta_path)
@@ -453,9 +473,9 @@ fn read_or_create_meta(path: &Path, listing: &Listing, opts: Options) -> Result<
             .unwrap_or(DEFAULT_MAX_SEGMENT_BYTES),
         first_offset: stored.map_or(0, |m| m.first_offset),
     };
-    if stored != Some(meta) {
+    if stored.is_none() {
         store::write_meta_in(path, &meta)
             .with_context(|| format!("writing {}", meta_path.display()))?;
     }
-    Ok(meta)
+    Ok((meta, stored.is_some_and(|m| m != meta)))
 }

@@ -1,6 +1,7 @@
 //! Where a log's files live: a directory (`--dir`), or nowhere at all (the
 //! private log: every file created already unlinked, gone with the process).
 
+use super::error::LogError;
 use super::index_file::{self, Header};
 use super::meta::Meta;
 use super::names;
@@ -102,15 +103,25 @@ impl Store {
 
     /// Replaces the metadata file whole: temporary file, sync, rename,
     /// directory sync. A crash leaves the old or the new one, never a mix.
-    pub fn write_meta(&self, meta: &Meta) -> io::Result<()> {
+    /// `Write` if the old one is still in place; `Sync` if the directory
+    /// sync failed after the rename (which one a restart finds is unknown).
+    pub fn write_meta(&self, meta: &Meta) -> Result<(), LogError> {
         let Some(dir) = self.dir() else {
             return Ok(());
         };
-        write_meta_in(dir, meta)
+        replace_meta(dir, meta).map_err(LogError::Write)?;
+        self.sync_dir().map_err(LogError::Sync)
     }
 }
 
+/// Writes the metadata durably, the directory sync included.
 pub fn write_meta_in(dir: &Path, meta: &Meta) -> io::Result<()> {
+    replace_meta(dir, meta)?;
+    File::open(dir)?.sync_all()
+}
+
+/// Temporary file, fsync, rename over the old metadata.
+fn replace_meta(dir: &Path, meta: &Meta) -> io::Result<()> {
     use std::io::Write;
     let temp = dir.join(format!("{}{}", names::META, names::TEMP_SUFFIX));
     let result: io::Result<()> = (|| {
@@ -122,6 +133,5 @@ pub fn write_meta_in(dir: &Path, meta: &Meta) -> io::Result<()> {
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
-    result?;
-    File::open(dir)?.sync_all()
+    result
 }
