@@ -237,7 +237,7 @@ pub(crate) fn rebuild(
     }
     let files = match index {
         Some(index) => Some((segment, index)),
-        None => store.open_sealed(start).ok(),
+        None => Some(store.open_sealed(start)?),
     };
     Ok(Ok(Sealed {
         start,
