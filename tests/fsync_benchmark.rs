@@ -9,9 +9,8 @@ mod common;
 use common::{Running, bin, init_line, line, log_path};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Value, json};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const ALL: [&str; 4] = ["always", "batch_10ms", "none", "group_commit"];
 
@@ -120,27 +119,9 @@ impl<'de> Deserialize<'de> for Ordered {
 
 /// The node's stdout lines for `input` (stdin closed after it).
 fn stdout_lines(args: &[&str], input: &str) -> Vec<String> {
-    let mut child = Command::new(bin())
-        .args(args)
-        .env_remove("WAL_DIR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn wal-node");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::run(args, input.as_bytes());
     assert!(out.status.success(), "node exited with {}", out.status);
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    out.stdout.lines().map(str::to_owned).collect()
 }
 
 /// Names and contents of every file under `dir` (the log is a directory

@@ -6,9 +6,8 @@ mod common;
 
 use common::{Running, init_line, line, log_path};
 use serde_json::{Value, json};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// What an append's reply promised.
@@ -290,32 +289,8 @@ fn run_with_env(
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wal-node");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let replies = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}"))
-        })
-        .collect();
-    (
-        replies,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code(),
-    )
+    let out = common::run_command(&mut cmd, input.as_bytes());
+    (out.replies, out.stderr, out.status.code())
 }
 
 fn body_types(replies: &[Value]) -> Vec<String> {
@@ -634,12 +609,6 @@ fn init_and_append_in(cwd: &Path, envs: &[(&str, &Path)], args: &[&str]) -> (Vec
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wal-node");
     let input = [
         init_line("n1"),
         line(
@@ -648,21 +617,15 @@ fn init_and_append_in(cwd: &Path, envs: &[(&str, &Path)], args: &[&str]) -> (Vec
         ),
     ]
     .join("\n");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(0), "exit status; stderr:\n{stderr}");
-    let replies = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["body"].clone())
-        .collect();
-    (replies, stderr)
+    let out = common::run_command(&mut cmd, input.as_bytes());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "exit status; stderr:\n{}",
+        out.stderr
+    );
+    let replies = out.replies.iter().map(|r| r["body"].clone()).collect();
+    (replies, out.stderr)
 }
 
 #[test]

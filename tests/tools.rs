@@ -327,6 +327,32 @@ fn verify_names_the_entries_with_bit_rot() {
 }
 
 /// The summary line after `<file>: ` in a tool's stdout.
+/// `inspect --json`'s summary says what `verify`'s line says: the same
+/// verdict and the same findings, in the same words. Returns the findings.
+fn assert_json_summary_agrees(
+    path: &Path,
+    verify: &str,
+    is_clean: bool,
+    label: &str,
+) -> Vec<String> {
+    let json = json_lines(&tool(&["inspect", "--json"], path));
+    let summary = json.last().unwrap();
+    assert_eq!(summary["clean"], is_clean, "{label}");
+    let findings: Vec<String> = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_owned())
+        .collect();
+    let after_contents = verify.split_once("; ").map_or("", |(_, f)| f);
+    assert_eq!(
+        findings.join("; "),
+        after_contents,
+        "{label}: inspect --json and verify"
+    );
+    findings
+}
+
 fn summary_line(out: &Output, path: &Path) -> String {
     let first = stdout(out).lines().next().unwrap_or_default().to_owned();
     let prefix = format!("{}: ", path.display());
@@ -352,21 +378,7 @@ fn all_three_tools_describe_a_file_alike() {
             assert_eq!(repair, verify, "{name}: {args:?} and verify");
         }
 
-        let json = json_lines(&tool(&["inspect", "--json"], &path));
-        let summary = json.last().unwrap();
-        assert_eq!(summary["clean"], is_clean, "{name}");
-        let findings: Vec<&str> = summary["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f.as_str().unwrap())
-            .collect();
-        let after_contents = verify.split_once("; ").map_or("", |(_, f)| f);
-        assert_eq!(
-            findings.join("; "),
-            after_contents,
-            "{name}: inspect --json and verify"
-        );
+        let findings = assert_json_summary_agrees(&path, &verify, is_clean, name);
 
         // The table's footer: the verdict, then each finding on its own line.
         let table = stdout(&tool(&["inspect"], &path));
@@ -1008,21 +1020,7 @@ fn all_three_tools_describe_a_directory_alike() {
         let verify = summary_line(&tool(&["verify"], &dir), &dir);
         let repair = summary_line(&tool(&["repair", "--dry-run"], &dir), &dir);
         assert_eq!(repair, verify, "{kind}: repair --dry-run and verify");
-        let json = json_lines(&tool(&["inspect", "--json"], &dir));
-        let summary = json.last().unwrap();
-        assert_eq!(summary["clean"], is_clean, "{kind}");
-        let findings: Vec<&str> = summary["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f.as_str().unwrap())
-            .collect();
-        let after_contents = verify.split_once("; ").map_or("", |(_, f)| f);
-        assert_eq!(
-            findings.join("; "),
-            after_contents,
-            "{kind}: inspect --json and verify"
-        );
+        assert_json_summary_agrees(&dir, &verify, is_clean, kind);
     }
 }
 

@@ -29,15 +29,22 @@ pub fn init_line(node_id: &str) -> String {
 /// Output of a node that read all of `input` and exited.
 pub struct Finished {
     pub replies: Vec<Value>,
+    /// The replies as the node wrote them (for checks of key order).
+    pub stdout: String,
     pub stderr: String,
     pub status: std::process::ExitStatus,
 }
 
 /// Runs the node with `args`, feeds it `input` (closing stdin), waits for exit.
 pub fn run(args: &[&str], input: &[u8]) -> Finished {
-    let mut child = Command::new(bin())
-        .args(args)
-        .env_remove("WAL_DIR")
+    run_command(Command::new(bin()).args(args).env_remove("WAL_DIR"), input)
+}
+
+/// Runs a prepared node command (extra environment, another working
+/// directory), feeding it `input` from a thread so a full stdout pipe
+/// cannot deadlock the test, and waits for exit.
+pub fn run_command(cmd: &mut Command, input: &[u8]) -> Finished {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -60,6 +67,7 @@ pub fn run(args: &[&str], input: &[u8]) -> Finished {
         .collect();
     Finished {
         replies,
+        stdout,
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         status: out.status,
     }
