@@ -112,10 +112,23 @@ pub fn opts_truncate() -> Options {
 }
 
 /// Opens `path` with the library, panicking with the error's text.
+///
+/// A test that drops a segment and opens it again races the other test
+/// threads of its process: a child they spawn holds a copy of every open
+/// descriptor (the dropped segment's, with its `flock`) from its fork until
+/// its exec closes them. That lock is released within microseconds, so
+/// `Locked` is retried for up to 10 s; a lock still held then is a defect.
 pub fn open(path: &Path) -> Segment {
-    match Segment::open_file(path, opts()) {
-        Ok((segment, _, _)) => segment,
-        Err(e) => panic!("opening {} failed: {e}", path.display()),
+    use wal_node::log::OpenError;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Segment::open_file(path, opts()) {
+            Ok((segment, _, _)) => return segment,
+            Err(OpenError::Locked(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(e) => panic!("opening {} failed: {e}", path.display()),
+        }
     }
 }
 
