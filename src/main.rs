@@ -38,10 +38,19 @@ impl Cli {
             for id in NODE_ONLY {
                 if matches.value_source(id) == Some(ValueSource::CommandLine) {
                     let flag = format!("--{}", id.replace('_', "-"));
+                    let hint = if id == "dir" {
+                        format!(
+                            "; to name a node's log, give `wal-node {tool} --dir DIR --node ID`"
+                        )
+                    } else {
+                        String::new()
+                    };
                     command
                         .error(
                             ErrorKind::ArgumentConflict,
-                            format!("{flag} is an option of the node, not of `wal-node {tool}`"),
+                            format!(
+                                "{flag} is an option of the node, not of `wal-node {tool}`{hint}"
+                            ),
                         )
                         .exit();
                 }

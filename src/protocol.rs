@@ -407,7 +407,7 @@ fn not_a_string(name: &str, v: &Value) -> Rejection {
 }
 
 /// A node id becomes a file name, so it must not be able to name a path.
-fn check_node_id(id: &str) -> Result<(), Rejection> {
+pub fn check_node_id(id: &str) -> Result<(), Rejection> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
     if id.is_empty() || id.len() > 64 || !id.chars().all(allowed) || id == "." || id == ".." {
         return Err(Rejection::malformed(format!(

@@ -532,7 +532,7 @@ fn help_and_bad_arguments() {
     // clap prints usage for a missing or unknown argument, and a pointer to
     // --help for a bad value; both exit 2.
     for (bad, shows) in [
-        (&["inspect"][..], "Usage: wal-node inspect"),
+        (&["inspect"][..], "which log? give its PATH"),
         (&["inspect", "--bogus", "x"], "Usage: wal-node inspect"),
         (&["repair", "a", "b"], "Usage: wal-node repair"),
         (&["--dir", "d", "verify", "x"], "Usage: wal-node"),

@@ -6,14 +6,17 @@
 //! goes on numbering frames as if the damaged bytes held none; those indexes
 //! are guesses, marked `?` in the table and `"after_damage": true` in JSON.
 
+use super::hexdump;
 use super::summary::Summary;
 use super::{LogFile, Row, inspect_dir, walk};
 use crate::frame::checksum_hex;
+use crate::recovery::FrameStatus as Status;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::io::{self, Write};
 
 #[derive(clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     #[command(flatten)]
     pub(super) log: LogFile,
@@ -24,10 +27,30 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(super) from: u64,
 
+    /// Show rows up to the entry with this offset, included. In a directory,
+    /// segments that start after it are skipped unread.
+    #[arg(long, value_name = "M")]
+    pub(super) to: Option<u64>,
+
     /// Show at most this many frame rows (in a directory, segments after
     /// the last row shown are not read).
     #[arg(long, value_name = "K")]
     pub(super) limit: Option<u64>,
+
+    /// Show only frames of this status (repeat for several); `damaged`
+    /// shows the ranges of broken framing. The summary still counts all.
+    #[arg(long, value_enum, value_name = "STATUS")]
+    pub(super) status: Vec<StatusFilter>,
+
+    /// Show only frames whose payload starts with these bytes (UTF-8 text,
+    /// matched against the payload's exact bytes).
+    #[arg(long, value_name = "TEXT")]
+    pub(super) prefix: Option<String>,
+
+    /// Print each shown payload's exact bytes as a hex dump under its row;
+    /// with --json, give every frame a `payload_hex` field.
+    #[arg(long)]
+    pub(super) hex: bool,
 
     /// JSON lines instead of a table: one object per frame (`"type":
     /// "frame"`) or damaged range (`"damage"`), then one `"summary"`; for a
@@ -36,6 +59,35 @@ pub struct Args {
     #[arg(long)]
     pub(super) json: bool,
 }
+
+/// What `--status` selects.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum StatusFilter {
+    Ok,
+    Corrupt,
+    Torn,
+    /// Ranges of broken framing.
+    Damaged,
+}
+
+impl StatusFilter {
+    fn of(row: &Row) -> StatusFilter {
+        match row {
+            Row::Frame { status, .. } => match status {
+                Status::Ok => StatusFilter::Ok,
+                Status::Corrupt => StatusFilter::Corrupt,
+                Status::Torn => StatusFilter::Torn,
+            },
+            Row::Damage { .. } => StatusFilter::Damaged,
+        }
+    }
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  wal-node inspect --dir /var/lib/wal --node n1 --from 100 --to 199
+  wal-node inspect n1/ --status corrupt --hex
+  wal-node inspect n1/ --prefix '{\"op\":\"set\"' --json --limit 10";
 
 /// Characters of payload shown in the table.
 const PREVIEW_CHARS: usize = 60;
@@ -64,11 +116,16 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
     Ok(0)
 }
 
-/// Which rows are shown (`--from`, `--limit`) and how (`--json`).
+/// Which rows are shown (`--from`, `--to`, `--limit`, `--status`,
+/// `--prefix`) and how (`--json`, `--hex`).
 pub(super) struct Rows<'a> {
     from: u64,
+    to: u64,
     limit: u64,
+    status: &'a [StatusFilter],
+    prefix: Option<&'a [u8]>,
     json: bool,
+    hex: bool,
     shown: u64,
     /// The index of the next frame: a damaged range sits just before it.
     pub next_index: u64,
@@ -76,11 +133,15 @@ pub(super) struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
-    pub fn new(args: &Args, out: &'a mut dyn Write) -> Rows<'a> {
+    pub fn new(args: &'a Args, out: &'a mut dyn Write) -> Rows<'a> {
         Rows {
             from: args.from,
+            to: args.to.unwrap_or(u64::MAX),
             limit: args.limit.unwrap_or(u64::MAX),
+            status: &args.status,
+            prefix: args.prefix.as_deref().map(str::as_bytes),
             json: args.json,
+            hex: args.hex,
             shown: 0,
             next_index: 0,
             out,
@@ -99,32 +160,59 @@ impl<'a> Rows<'a> {
         )
     }
 
-    /// Whether `--limit` rows have been shown.
+    /// Whether no further row can be shown: `--limit` rows have been, or
+    /// the walk is past `--to`.
     pub fn full(&self) -> bool {
-        self.shown >= self.limit
+        self.shown >= self.limit || self.next_index > self.to
     }
 
-    /// Prints `row` if `--from` and `--limit` let it through.
+    /// Whether a segment starting at `start` can hold a row to show.
+    pub fn wants_segment(&self, start: u64, next: Option<u64>) -> bool {
+        !self.full() && start <= self.to && next.is_none_or(|next| next > self.from)
+    }
+
+    /// Prints `row` if the range, limit and filters let it through.
     pub fn show(&mut self, row: &Row) -> io::Result<()> {
-        let (index, is_frame) = match row {
-            Row::Frame { frame, .. } => (frame.index, true),
-            Row::Damage { .. } => (self.next_index, false),
+        let (index, payload) = match row {
+            Row::Frame { frame, .. } => (frame.index, Some(frame.payload)),
+            Row::Damage { .. } => (self.next_index, None),
         };
+        if self.full() || index < self.from || index > self.to || !self.selects(row, payload) {
+            if let Row::Frame { frame, .. } = row {
+                self.next_index = frame.index + 1;
+            }
+            return Ok(());
+        }
         if let Row::Frame { frame, .. } = row {
             self.next_index = frame.index + 1;
         }
-        if index < self.from || self.full() {
-            return Ok(());
-        }
-        self.shown += u64::from(is_frame);
+        self.shown += u64::from(payload.is_some());
         if self.json {
-            serde_json::to_writer(&mut *self.out, &JsonRow::from(row))?;
+            serde_json::to_writer(&mut *self.out, &JsonRow::new(row, self.hex))?;
             writeln!(self.out)
         } else {
-            writeln!(self.out, "{}", table_row(row))
+            writeln!(self.out, "{}", table_row(row))?;
+            match payload {
+                Some(payload) if self.hex => hexdump::dump(payload, HEX_INDENT, self.out),
+                _ => Ok(()),
+            }
         }
     }
+
+    /// Whether `--status` and `--prefix` select `row`.
+    fn selects(&self, row: &Row, payload: Option<&[u8]>) -> bool {
+        let status_ok = self.status.is_empty() || self.status.contains(&StatusFilter::of(row));
+        let prefix_ok = match (self.prefix, payload) {
+            (None, _) => true,
+            (Some(prefix), Some(payload)) => payload.starts_with(prefix),
+            (Some(_), None) => false,
+        };
+        status_ok && prefix_ok
+    }
 }
+
+/// Where a hex dump's lines start: under the table's offset column.
+const HEX_INDENT: usize = 9;
 
 fn table_row(row: &Row) -> String {
     match row {
@@ -191,6 +279,10 @@ enum JsonRow {
         crc_computed: String,
         status: &'static str,
         payload: String,
+        /// The payload's exact bytes in hex: given when `payload` cannot
+        /// hold them (not UTF-8), when the frame is damaged, or on `--hex`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        payload_hex: Option<String>,
     },
     Damage {
         #[serde(rename = "offset")]
@@ -201,8 +293,8 @@ enum JsonRow {
     },
 }
 
-impl From<&Row<'_>> for JsonRow {
-    fn from(row: &Row) -> JsonRow {
+impl JsonRow {
+    fn new(row: &Row, hex: bool) -> JsonRow {
         match *row {
             Row::Frame {
                 frame,
@@ -217,6 +309,10 @@ impl From<&Row<'_>> for JsonRow {
                 crc_computed: checksum_hex(frame.crc_computed),
                 status: status.as_str(),
                 payload: String::from_utf8_lossy(frame.payload).into_owned(),
+                payload_hex: (hex
+                    || status != Status::Ok
+                    || std::str::from_utf8(frame.payload).is_err())
+                .then(|| hexdump::hex(frame.payload)),
             },
             Row::Damage {
                 pos,
@@ -251,7 +347,7 @@ pub(super) fn write_summary(summary: &Summary, out: &mut dyn Write) -> std::io::
         (Some(total), Some(read)) => writeln!(
             out,
             "segments:    {read} of {total} read ({} bytes of files); the others were \
-             skipped (--from, --limit), so this summary covers those read only",
+             skipped (--from, --to, --limit), so this summary covers those read only",
             summary.file_bytes
         )?,
         _ => writeln!(out, "file:        {} bytes", summary.file_bytes)?,

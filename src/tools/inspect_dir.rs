@@ -1,8 +1,8 @@
 //! `wal-node inspect DIR/<id>/`: the log directory's metadata, then each
 //! segment (a line naming it, whether it is sealed, its size and its index
 //! file's state) followed by its frames, numbered by their real offsets;
-//! then the directory's summary. Segments wholly before `--from`, or after
-//! `--limit` rows, are skipped without being read.
+//! then the directory's summary. Segments wholly outside `--from`..`--to`,
+//! or after `--limit` rows, are skipped without being read.
 
 use super::index_check::IndexState;
 use super::inspect::{Args, Rows, write_summary};
@@ -27,7 +27,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
     }
     for k in 0..survey.dir.segments.len() {
         let next = survey.dir.segments.get(k + 1).map(|s| s.start);
-        if next.is_some_and(|next| next <= args.from) || rows.full() {
+        if !rows.wants_segment(survey.dir.segments[k].start, next) {
             continue;
         }
         let (log, index) = survey.open(k)?;

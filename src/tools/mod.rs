@@ -10,6 +10,7 @@
 //! 2 the log could not be read or written (clap also exits 2 on a bad
 //! argument).
 
+mod hexdump;
 mod index_check;
 mod inspect;
 mod inspect_dir;
@@ -57,8 +58,17 @@ pub const DAMAGED: u8 = 1;
 pub const UNREADABLE: u8 = 2;
 
 /// Runs `tool`, writing its report to stdout and errors to stderr.
-pub fn run(tool: Tool) -> ExitCode {
+pub fn run(mut tool: Tool) -> ExitCode {
     let mut out = io::BufWriter::new(io::stdout().lock());
+    let (name, log) = match &mut tool {
+        Tool::Inspect(args) => ("inspect", &mut args.log),
+        Tool::Verify(args) => ("verify", &mut args.log),
+        Tool::Repair(args) => ("repair", &mut args.log),
+    };
+    if let Err(e) = log.resolve() {
+        crate::stderr::line_from(&format!("wal-node {name}: "), format_args!("{e:#}"));
+        return ExitCode::from(UNREADABLE);
+    }
     let (name, result) = match &tool {
         Tool::Inspect(args) => ("inspect", inspect::run(args, &mut out)),
         Tool::Verify(args) => ("verify", verify::run(args, &mut out)),
@@ -83,19 +93,36 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// The log argument every tool takes.
+/// The log argument every tool takes: a path, or the node's own way of
+/// naming it (`--dir DIR --node ID`, or `WAL_DIR` and `--node ID`).
 #[derive(clap::Args)]
 pub struct LogFile {
     /// The log: a node's log directory `DIR/<node_id>/`, or one segment file
     /// (`DIR/<node_id>/<start>.log`, or a previous version's
     /// `<node_id>.wal`). A name that starts with `-` goes after `--`:
-    /// `wal-node verify -- -n1.wal`.
-    pub path: PathBuf,
+    /// `wal-node verify -- -n1.wal`. Or name it as the node does, with
+    /// --dir and --node.
+    #[arg(value_name = "PATH", conflicts_with = "node")]
+    given: Option<PathBuf>,
+
+    /// With --node: the directory holding each node's log directory, as the
+    /// node's --dir.
+    #[arg(long, env = "WAL_DIR", value_name = "DIR")]
+    dir: Option<PathBuf>,
+
+    /// The node id whose log to read: `DIR/<ID>/` (or a previous version's
+    /// `DIR/<ID>.wal`), DIR given by --dir or WAL_DIR.
+    #[arg(long, value_name = "ID")]
+    node: Option<String>,
 
     /// Largest payload a frame may announce, in bytes: give the node's value,
     /// since a longer length word counts as broken framing.
     #[arg(long, default_value_t = DEFAULT_MAX_ENTRY_BYTES, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_entry_bytes: u32,
+
+    /// The log's path, once `resolve` has worked it out.
+    #[arg(skip)]
+    pub path: PathBuf,
 }
 
 /// An open log file (one segment) and what the classifier needs to read it.
@@ -108,6 +135,41 @@ pub struct Log {
 }
 
 impl LogFile {
+    /// Works out the log's path from PATH, or from --dir and --node.
+    pub fn resolve(&mut self) -> Result<()> {
+        self.path = match (&self.given, &self.node) {
+            (Some(path), _) => path.clone(),
+            (None, Some(node)) => {
+                if crate::protocol::check_node_id(node).is_err() {
+                    bail!(
+                        "--node {node:?} is not a node id: 1 to 64 characters of A-Z a-z 0-9 _ . - \
+                         (and not . or ..)"
+                    );
+                }
+                let Some(root) = &self.dir else {
+                    bail!(
+                        "--node {node} needs the directory holding the logs: give --dir DIR or set WAL_DIR"
+                    );
+                };
+                let dir = root.join(node);
+                let old = root.join(format!("{node}.wal"));
+                if !dir.exists() && old.exists() {
+                    old
+                } else {
+                    dir
+                }
+            }
+            (None, None) if self.dir.is_some() => {
+                bail!("--dir DIR holds every node's log: add --node ID to say whose")
+            }
+            (None, None) => bail!(
+                "which log? give its PATH (a log directory DIR/<node_id>/ or a segment file), \
+                 or --node ID with --dir DIR (or WAL_DIR)"
+            ),
+        };
+        Ok(())
+    }
+
     /// Whether the argument names a directory (else a single file).
     pub fn is_dir(&self) -> bool {
         self.path.is_dir()

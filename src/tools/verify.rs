@@ -13,7 +13,7 @@ use std::io::Write;
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    log: LogFile,
+    pub(super) log: LogFile,
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
