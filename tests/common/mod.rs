@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: run the real binary.
 #![allow(dead_code)]
 
+pub mod logs;
+
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
