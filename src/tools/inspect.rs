@@ -8,7 +8,7 @@
 
 use super::hexdump;
 use super::summary::Summary;
-use super::{LogFile, Row, inspect_dir, walk};
+use super::{LogFile, Row, follow, inspect_dir, walk};
 use crate::frame::checksum_hex;
 use crate::recovery::FrameStatus as Status;
 use anyhow::{Context, Result};
@@ -58,6 +58,18 @@ pub struct Args {
     /// segment's rows.
     #[arg(long)]
     pub(super) json: bool,
+
+    /// Keep printing entries as a running node appends and syncs them,
+    /// across segment rolls, until interrupted (Ctrl-C) or --to/--limit is
+    /// reached. Never takes the node's lock or writes a file; prints no
+    /// summary.
+    #[arg(long, short = 'f')]
+    pub(super) follow: bool,
+
+    /// With --follow: how long to wait before looking for new entries again.
+    #[arg(long, value_name = "MS", default_value_t = 100, requires = "follow",
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub(super) interval_ms: u64,
 }
 
 /// What `--status` selects.
@@ -87,12 +99,16 @@ const EXAMPLES: &str = "\
 Examples:
   wal-node inspect --dir /var/lib/wal --node n1 --from 100 --to 199
   wal-node inspect n1/ --status corrupt --hex
+  wal-node inspect --dir /var/lib/wal --node n1 --follow --json
   wal-node inspect n1/ --prefix '{\"op\":\"set\"' --json --limit 10";
 
 /// Characters of payload shown in the table.
 const PREVIEW_CHARS: usize = 60;
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
+    if args.follow {
+        return follow::run(args, out);
+    }
     if args.log.is_dir() {
         return inspect_dir::run(args, out);
     }

@@ -10,10 +10,12 @@
 //! 2 the log could not be read or written (clap also exits 2 on a bad
 //! argument).
 
+mod follow;
 mod hexdump;
 mod index_check;
 mod inspect;
 mod inspect_dir;
+mod interrupt;
 mod log_dir;
 mod repair;
 mod repair_dir;
