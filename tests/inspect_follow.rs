@@ -374,3 +374,26 @@ fn entries_rolled_back_after_being_shown_are_reported_and_their_replacements_sho
         "{stderr}"
     );
 }
+
+/// The README's example: `inspect -f` on a compacted log, ending by itself
+/// at `--to`. Checked byte for byte; `UPDATE_GOLDEN=1` rewrites it.
+#[test]
+fn follow_text_matches_golden() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = logs::compacted(root.path());
+    let out = Command::new(common::bin())
+        .current_dir(root.path())
+        .args(["inspect", "-f", "n1/", "--from", "33", "--to", "37"])
+        .env_remove("WAL_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(dir.is_dir());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tools/inspect_follow.txt");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &text).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden).expect("golden file; UPDATE_GOLDEN=1 writes it");
+    assert_eq!(text, want);
+}
