@@ -8,9 +8,9 @@
 //!
 //! The node may be mid-`write` while a round reads, so in the active
 //! segment a frame whose checksum fails, or a header that cannot be right,
-//! is shown (as `corrupt`, or a damaged range) only when the next round
-//! finds the same bytes still bad; a torn tail is never shown, as replay
-//! never keeps it. A sealed segment's bytes are final and shown as found.
+//! is shown (as `corrupt`, or a damaged range) only when a round after a
+//! pause finds the same bytes still bad; a torn tail is never shown, as
+//! replay never keeps it. A sealed segment's bytes are final and shown as found.
 //!
 //! A segment is sealed once its index file exists or the next segment
 //! does (doc/format.md "Rolling": both come after the segment's last sync).
@@ -50,7 +50,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
     while !stopping(&rows) {
         let shown = follower.round(&mut rows)?;
         rows.out.flush()?;
-        if !shown && !follower.move_on(&mut rows)? {
+        // A suspect is judged again only after a pause: bytes a write is
+        // still copying in must have had time to land.
+        if follower.suspect.is_some() || (!shown && !follower.move_on(&mut rows)?) {
             std::thread::sleep(interval);
         }
     }
@@ -191,7 +193,10 @@ impl Follower {
         if end <= self.pos {
             return Ok(false);
         }
+        // The first bad frame not already suspected last round (that one is
+        // confirmed by being bad still).
         let mut first_bad = None;
+        let suspect = self.suspect;
         let report = recovery::scan(
             &self.file,
             end,
@@ -199,7 +204,7 @@ impl Follower {
             self.next_index,
             self.max_entry_bytes,
             |frame| {
-                if !frame.crc_ok() && first_bad.is_none() {
+                if !frame.crc_ok() && first_bad.is_none() && Some(frame.pos) != suspect {
                     first_bad = Some(frame.pos);
                 }
             },
@@ -209,7 +214,7 @@ impl Follower {
         // them, if it is there to stay.
         let confirmed = |at: u64| sealed || self.suspect == Some(at);
         let (mut show_to, mut damage, mut suspect) = (report.data_end, None, None);
-        if let Some(bad) = first_bad.filter(|&b| b < report.data_end && !confirmed(b)) {
+        if let Some(bad) = first_bad.filter(|&b| b < report.data_end && !sealed) {
             show_to = bad;
             suspect = Some(bad);
         } else if let Tail::BrokenFraming {
