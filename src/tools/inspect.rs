@@ -87,7 +87,8 @@ const EXAMPLES: &str = "\
 Examples:
   wal-node inspect --dir /var/lib/wal --node n1 --from 100 --to 199
   wal-node inspect n1/ --status corrupt --hex
-  wal-node inspect n1/ --prefix '{\"op\":\"set\"' --json --limit 10";
+  wal-node inspect n1/ --prefix '{\"op\":\"set\"' --json --limit 10
+  WAL_DIR=/var/lib/wal wal-node inspect --node n1 --status damaged";
 
 /// Characters of payload shown in the table.
 const PREVIEW_CHARS: usize = 60;
