@@ -1,10 +1,13 @@
-//! What the documentation shows is what the tools do: every example in a
-//! tool's `--help` runs on a real log.
+//! What the documentation shows is what the tools do: the outputs the
+//! README's "Operator tools" shows are golden files, checked byte for byte
+//! and shown verbatim; every example in a tool's `--help` runs on a real
+//! log.
 
 mod common;
 
 use common::cli::{code, ok_stdout, run, stderr, stdout, wal_node};
 use common::logs;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -14,6 +17,111 @@ fn rotten_and_torn(root: &Path) -> PathBuf {
     let dir = logs::torn_tail(root);
     logs::rot(&dir, 4);
     dir
+}
+
+// ---- What the README shows, byte for byte -----------------------------------------
+
+/// Compares `got` with `fixtures/tools/<name>` (`UPDATE_GOLDEN=1` writes it).
+fn golden(name: &str, got: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/tools")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        fs::write(&path, got).unwrap();
+    }
+    let want = fs::read_to_string(&path).expect("golden file; UPDATE_GOLDEN=1 writes it");
+    assert_eq!(got, want, "{name}");
+}
+
+/// Runs a README example in `cwd`: `args` after `wal-node`.
+fn example(cwd: &Path, args: &[&str]) -> String {
+    let out = wal_node().args(args).current_dir(cwd).output().unwrap();
+    assert!(code(&out) <= 1, "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn readme_examples_match_their_golden_files() {
+    let root = tempfile::tempdir().unwrap();
+    let clean = logs::clean(&root.path().join("clean"), 20);
+    let cwd = clean.parent().unwrap();
+    golden(
+        "inspect_range.txt",
+        &example(cwd, &["inspect", "n1/", "--from", "7", "--to", "10"]),
+    );
+
+    let both = rotten_and_torn(&root.path().join("both"));
+    let cwd = both.parent().unwrap();
+    let status = ["inspect", "n1/", "--status", "corrupt", "--status", "torn"];
+    golden("inspect_status.txt", &example(cwd, &status));
+    golden(
+        "inspect_prefix.txt",
+        &example(cwd, &["inspect", "n1/", "--prefix", "set k4="]),
+    );
+    golden(
+        "inspect_hex.txt",
+        &example(cwd, &["inspect", "n1/", "--status", "torn", "--hex"]),
+    );
+    let seg0 = "n1/00000000000000000000.log";
+    golden(
+        "inspect_payload_hex.txt",
+        &example(cwd, &["inspect", seg0, "--status", "corrupt", "--json"]),
+    );
+
+    // The node's names: WAL_DIR, or --dir, relative to where it is run.
+    let wal = root.path().join("named");
+    logs::torn_tail(&wal.join("wal"));
+    let by_dir = example(&wal, &["verify", "--dir", "wal", "--node", "n1"]);
+    golden("verify_dir_node.txt", &by_dir);
+    let by_env = wal_node()
+        .args(["verify", "--node", "n1"])
+        .env("WAL_DIR", "wal")
+        .current_dir(&wal)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&by_env), by_dir);
+}
+
+/// The golden files the README shows: `readme_examples_match_their_golden_files`
+/// writes the first six, `tests/tools.rs` the others.
+const SHOWN: [&str; 8] = [
+    "inspect_range.txt",
+    "inspect_status.txt",
+    "inspect_prefix.txt",
+    "inspect_hex.txt",
+    "inspect_payload_hex.txt",
+    "verify_dir_node.txt",
+    "inspect_segments.txt",
+    "inspect_damaged.txt",
+];
+
+#[test]
+fn the_readme_shows_each_golden_file_it_links_verbatim() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(base.join("README.md")).unwrap();
+    let link = "](fixtures/tools/";
+    let mut linked = Vec::new();
+    for (at, _) in readme.match_indices(link) {
+        let rest = &readme[at + link.len()..];
+        let name = &rest[..rest.find(')').unwrap()];
+        // The output block is the first plain fence after the link.
+        let (_, block) = rest
+            .split_once("\n```\n")
+            .unwrap_or_else(|| panic!("no block after the link to {name}"));
+        let shown = &block[..block.find("```\n").unwrap()];
+        let golden = fs::read_to_string(base.join("fixtures/tools").join(name)).unwrap();
+        assert_eq!(
+            shown, golden,
+            "README.md's block after fixtures/tools/{name}"
+        );
+        linked.push(name.to_owned());
+    }
+    for name in SHOWN {
+        assert!(
+            linked.iter().any(|l| l == name),
+            "README.md shows no {name}"
+        );
+    }
 }
 
 // ---- --help examples -------------------------------------------------------------
