@@ -99,8 +99,9 @@ const EXAMPLES: &str = "\
 Examples:
   wal-node inspect --dir /var/lib/wal --node n1 --from 100 --to 199
   wal-node inspect n1/ --status corrupt --hex
-  wal-node inspect --dir /var/lib/wal --node n1 --follow --json
-  wal-node inspect n1/ --prefix '{\"op\":\"set\"' --json --limit 10";
+  wal-node inspect n1/ --prefix '{\"op\":\"set\"' --json --limit 10
+  WAL_DIR=/var/lib/wal wal-node inspect --node n1 --status damaged
+  wal-node inspect --dir /var/lib/wal --node n1 --follow --from 5 --limit 3";
 
 /// Characters of payload shown in the table.
 const PREVIEW_CHARS: usize = 60;

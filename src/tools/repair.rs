@@ -22,6 +22,7 @@ use std::io::Write;
 use std::path::Path;
 
 #[derive(clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     #[command(flatten)]
     pub(super) log: LogFile,
@@ -43,6 +44,13 @@ pub struct Args {
     #[arg(long)]
     pub(super) allow_sealed: bool,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  wal-node repair --dry-run n1/
+  wal-node repair --dir /var/lib/wal --node n1
+  wal-node repair --truncate-at-damage --dir /var/lib/wal --node n1
+  wal-node repair --allow-sealed --dry-run n1/";
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
     if args.log.is_dir() {

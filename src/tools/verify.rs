@@ -11,10 +11,18 @@ use anyhow::{Context, Result};
 use std::io::Write;
 
 #[derive(clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     #[command(flatten)]
     pub(super) log: LogFile,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  wal-node verify n1/
+  wal-node verify --dir /var/lib/wal --node n1
+  WAL_DIR=/var/lib/wal wal-node verify --node n1
+  wal-node verify n1/00000000000000000000.log";
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
     let path = args.log.path.display();

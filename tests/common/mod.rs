@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: run the real binary.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod logs;
 
 use serde_json::{Value, json};
