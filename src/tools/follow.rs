@@ -115,7 +115,7 @@ impl Follower {
         let path = &args.log.path;
         let mut said_waiting = false;
         loop {
-            if !path.exists() || is_empty_dir(path) {
+            if !path.exists() || holds_no_log_yet(path) {
                 if !said_waiting {
                     crate::tool_stderr!("inspect", "waiting for a log at {}", path.display());
                     said_waiting = true;
@@ -409,6 +409,16 @@ fn open(path: &Path) -> Result<File> {
     File::open(path).with_context(|| format!("cannot open {}", path.display()))
 }
 
-fn is_empty_dir(path: &Path) -> bool {
-    std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
+/// Whether `path` is a directory a node is still creating its log in:
+/// nothing yet but, perhaps, the metadata's temp file. (Anything else is
+/// for `LogDir::read` to judge.)
+fn holds_no_log_yet(path: &Path) -> bool {
+    std::fs::read_dir(path).is_ok_and(|entries| {
+        entries.flatten().all(|e| {
+            matches!(
+                names::classify(&e.file_name().to_string_lossy()),
+                names::Kind::Temp
+            )
+        })
+    })
 }
