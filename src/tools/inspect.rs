@@ -173,19 +173,14 @@ impl<'a> Rows<'a> {
 
     /// Prints `row` if the range, limit and filters let it through.
     pub fn show(&mut self, row: &Row) -> io::Result<()> {
-        let (index, payload) = match row {
-            Row::Frame { frame, .. } => (frame.index, Some(frame.payload)),
-            Row::Damage { .. } => (self.next_index, None),
-        };
-        if self.full() || index < self.from || index > self.to || !self.selects(row, payload) {
-            if let Row::Frame { frame, .. } = row {
-                self.next_index = frame.index + 1;
-            }
+        let full = self.full();
+        if !self.admits(row) || full {
             return Ok(());
         }
-        if let Row::Frame { frame, .. } = row {
-            self.next_index = frame.index + 1;
-        }
+        let payload = match row {
+            Row::Frame { frame, .. } => Some(frame.payload),
+            Row::Damage { .. } => None,
+        };
         self.shown += u64::from(payload.is_some());
         if self.json {
             serde_json::to_writer(&mut *self.out, &JsonRow::new(row, self.hex))?;
@@ -197,6 +192,20 @@ impl<'a> Rows<'a> {
                 _ => Ok(()),
             }
         }
+    }
+
+    /// Whether `--from`, `--to`, `--status` and `--prefix` select `row`
+    /// (`--limit` aside). Call it on every row in file order: it follows
+    /// the offsets, which place a damaged range.
+    pub fn admits(&mut self, row: &Row) -> bool {
+        let (index, payload) = match row {
+            Row::Frame { frame, .. } => (frame.index, Some(frame.payload)),
+            Row::Damage { .. } => (self.next_index, None),
+        };
+        if let Row::Frame { frame, .. } = row {
+            self.next_index = frame.index + 1;
+        }
+        index >= self.from && index <= self.to && self.selects(row, payload)
     }
 
     /// Whether `--status` and `--prefix` select `row`.
