@@ -8,7 +8,7 @@
 
 use super::hexdump;
 use super::summary::Summary;
-use super::{LogFile, Row, inspect_dir, walk};
+use super::{LogFile, Row, inspect_dir, stats, walk};
 use crate::frame::checksum_hex;
 use crate::recovery::FrameStatus as Status;
 use anyhow::{Context, Result};
@@ -58,6 +58,14 @@ pub struct Args {
     /// segment's rows.
     #[arg(long)]
     pub(super) json: bool,
+
+    /// Instead of frame rows, statistics of the frames --from, --to,
+    /// --status and --prefix select: entries and bytes, payload sizes (min,
+    /// p50, p90, p99, max, mean), frames and bytes by status, one row per
+    /// segment read, the snapshots, entries left below first_offset by a
+    /// compaction; then the summary. With --json, one `"stats"` object.
+    #[arg(long, conflicts_with_all = ["limit", "hex"])]
+    pub(super) stats: bool,
 }
 
 /// What `--status` selects.
@@ -87,12 +95,16 @@ const EXAMPLES: &str = "\
 Examples:
   wal-node inspect --dir /var/lib/wal --node n1 --from 100 --to 199
   wal-node inspect n1/ --status corrupt --hex
-  wal-node inspect n1/ --prefix '{\"op\":\"set\"' --json --limit 10";
+  wal-node inspect n1/ --prefix '{\"op\":\"set\"' --json --limit 10
+  wal-node inspect --dir /var/lib/wal --node n1 --stats";
 
 /// Characters of payload shown in the table.
 const PREVIEW_CHARS: usize = 60;
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
+    if args.stats {
+        return stats::run(args, out);
+    }
     if args.log.is_dir() {
         return inspect_dir::run(args, out);
     }
