@@ -8,7 +8,7 @@
 
 use super::hexdump;
 use super::summary::Summary;
-use super::{LogFile, Row, follow, inspect_dir, walk};
+use super::{LogFile, Row, follow, inspect_dir, stats, walk};
 use crate::frame::checksum_hex;
 use crate::recovery::FrameStatus as Status;
 use anyhow::{Context, Result};
@@ -70,6 +70,14 @@ pub struct Args {
     #[arg(long, value_name = "MS", default_value_t = 100, requires = "follow",
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub(super) interval_ms: u64,
+
+    /// Instead of frame rows, statistics of the frames --from, --to,
+    /// --status and --prefix select: entries and bytes, payload sizes (min,
+    /// p50, p90, p99, max, mean), frames and bytes by status, one row per
+    /// segment read, the snapshots, entries left below first_offset by a
+    /// compaction; then the summary. With --json, one `"stats"` object.
+    #[arg(long, conflicts_with_all = ["limit", "hex", "follow"])]
+    pub(super) stats: bool,
 }
 
 /// What `--status` selects.
@@ -101,6 +109,7 @@ Examples:
   wal-node inspect n1/ --status corrupt --hex
   wal-node inspect n1/ --prefix '{\"op\":\"set\"' --json --limit 10
   WAL_DIR=/var/lib/wal wal-node inspect --node n1 --status damaged
+  wal-node inspect --dir /var/lib/wal --node n1 --stats
   wal-node inspect --dir /var/lib/wal --node n1 --follow --from 5 --limit 3";
 
 /// Characters of payload shown in the table.
@@ -109,6 +118,9 @@ const PREVIEW_CHARS: usize = 60;
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
     if args.follow {
         return follow::run(args, out);
+    }
+    if args.stats {
+        return stats::run(args, out);
     }
     if args.log.is_dir() {
         return inspect_dir::run(args, out);
@@ -190,19 +202,14 @@ impl<'a> Rows<'a> {
 
     /// Prints `row` if the range, limit and filters let it through.
     pub fn show(&mut self, row: &Row) -> io::Result<()> {
-        let (index, payload) = match row {
-            Row::Frame { frame, .. } => (frame.index, Some(frame.payload)),
-            Row::Damage { .. } => (self.next_index, None),
-        };
-        if self.full() || index < self.from || index > self.to || !self.selects(row, payload) {
-            if let Row::Frame { frame, .. } = row {
-                self.next_index = frame.index + 1;
-            }
+        let full = self.full();
+        if !self.admits(row) || full {
             return Ok(());
         }
-        if let Row::Frame { frame, .. } = row {
-            self.next_index = frame.index + 1;
-        }
+        let payload = match row {
+            Row::Frame { frame, .. } => Some(frame.payload),
+            Row::Damage { .. } => None,
+        };
         self.shown += u64::from(payload.is_some());
         if self.json {
             serde_json::to_writer(&mut *self.out, &JsonRow::new(row, self.hex))?;
@@ -214,6 +221,20 @@ impl<'a> Rows<'a> {
                 _ => Ok(()),
             }
         }
+    }
+
+    /// Whether `--from`, `--to`, `--status` and `--prefix` select `row`
+    /// (`--limit` aside). Call it on every row in file order: it follows
+    /// the offsets, which place a damaged range.
+    pub fn admits(&mut self, row: &Row) -> bool {
+        let (index, payload) = match row {
+            Row::Frame { frame, .. } => (frame.index, Some(frame.payload)),
+            Row::Damage { .. } => (self.next_index, None),
+        };
+        if let Row::Frame { frame, .. } = row {
+            self.next_index = frame.index + 1;
+        }
+        index >= self.from && index <= self.to && self.selects(row, payload)
     }
 
     /// Whether `--status` and `--prefix` select `row`.

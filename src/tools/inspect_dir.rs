@@ -60,7 +60,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
     Ok(0)
 }
 
-fn describe_meta(state: &MetaState) -> String {
+pub(super) fn describe_meta(state: &MetaState) -> String {
     match state {
         MetaState::Ok(m) => format!(
             "version {}, max_segment_bytes {}, first_offset {}",
@@ -76,7 +76,7 @@ fn describe_meta(state: &MetaState) -> String {
 /// The `"meta"` line: the metadata file's state and, if it is sound, what
 /// it says.
 #[derive(Serialize)]
-struct JsonMeta {
+pub(super) struct JsonMeta {
     #[serde(rename = "type")]
     kind: &'static str,
     file: &'static str,
@@ -129,7 +129,7 @@ struct JsonSegment {
 }
 
 #[derive(Serialize)]
-struct JsonIndex {
+pub(super) struct JsonIndex {
     /// The index file's name, if there is one.
     file: Option<String>,
     /// `ok`, `missing`, `bad`, `none` (the active segment), `roll_unfinished`
@@ -147,12 +147,18 @@ impl JsonSegment {
             start_offset: seg.start,
             sealed,
             file_bytes,
-            index: JsonIndex {
-                file: seg.index.as_ref().map(|_| seg.index_name()),
-                state: index.key(),
-                entries: index.entries(),
-                defect: index.defect().map(str::to_owned),
-            },
+            index: JsonIndex::new(seg, index),
+        }
+    }
+}
+
+impl JsonIndex {
+    pub(super) fn new(seg: &SegmentFile, index: &IndexState) -> JsonIndex {
+        JsonIndex {
+            file: seg.index.as_ref().map(|_| seg.index_name()),
+            state: index.key(),
+            entries: index.entries(),
+            defect: index.defect().map(str::to_owned),
         }
     }
 }

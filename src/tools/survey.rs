@@ -30,12 +30,25 @@ pub struct SegmentSurvey {
     pub frames: Option<u64>,
 }
 
+/// A snapshot file as `finish` checked it.
+pub struct SnapshotCheck {
+    pub name: String,
+    /// The first entry it does not cover.
+    pub offset: u64,
+    pub bytes: u64,
+    /// `None` if intact, else what is wrong (`damaged (why)`, `unreadable
+    /// (error)`).
+    pub defect: Option<String>,
+}
+
 pub struct Survey {
     pub dir: LogDir,
     /// The whole directory's summary.
     pub summary: Summary,
     /// The segments read, in order.
     pub segments: Vec<SegmentSurvey>,
+    /// Every snapshot, oldest first, once `finish` has checked them.
+    pub snapshots: Vec<SnapshotCheck>,
     max_entry_bytes: u32,
 }
 
@@ -79,6 +92,7 @@ impl Survey {
             dir,
             summary,
             segments: Vec::new(),
+            snapshots: Vec::new(),
             max_entry_bytes,
         }
     }
@@ -223,21 +237,28 @@ impl Survey {
                 file: None,
             };
             let name = snap.name();
-            match snap.verify() {
+            let defect = match snap.verify() {
                 Ok(Ok(())) => {
                     covered |= offset >= first_offset;
                     self.summary.add_finding(
                         format!("snapshot {name}: the state as of offset {offset}, {bytes} bytes, intact"),
                         false,
                     );
+                    None
                 }
-                Ok(Err(why)) => self
-                    .summary
-                    .add_finding(format!("snapshot {name} damaged ({why})"), true),
-                Err(e) => self
-                    .summary
-                    .add_finding(format!("snapshot {name} unreadable ({e})"), true),
+                Ok(Err(why)) => Some(format!("damaged ({why})")),
+                Err(e) => Some(format!("unreadable ({e})")),
+            };
+            if let Some(defect) = &defect {
+                self.summary
+                    .add_finding(format!("snapshot {name} {defect}"), true);
             }
+            self.snapshots.push(SnapshotCheck {
+                name,
+                offset,
+                bytes,
+                defect,
+            });
         }
         if !covered {
             self.summary.add_finding(
