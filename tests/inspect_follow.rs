@@ -251,12 +251,17 @@ fn a_follower_whose_reader_goes_away_ends_quietly_even_while_idle() {
 }
 
 #[test]
-fn following_changes_no_file() {
+fn following_changes_no_file_and_marks_compacted_entries() {
     let root = tempfile::tempdir().unwrap();
     let dir = logs::compacted(root.path());
     let before = files(&dir);
     let f = follower(root.path(), &[]);
-    frames(&f, 18);
+    let compacted: Vec<u64> = frames(&f, 18)
+        .iter()
+        .filter(|l| l["compacted"] == true)
+        .map(|l| l["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(compacted, [27, 28, 29], "below first_offset 30");
     let (code, _) = interrupt(f);
     assert_eq!(code, Some(0));
     assert_eq!(files(&dir), before);

@@ -17,7 +17,7 @@
 
 use super::inspect::{Args, Rows};
 use super::interrupt;
-use super::log_dir::LogDir;
+use super::log_dir::{LogDir, MetaState};
 use super::walk::Row;
 use crate::frame::{HEADER_LEN, Header};
 use crate::log::names;
@@ -45,6 +45,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
     let Some(mut follower) = Follower::start(args, interval)? else {
         return Ok(0);
     };
+    rows.compacted_below = follower.first_offset;
     follower.enter(&mut rows)?;
     rows.out.flush()?;
     while !stopping(&rows) {
@@ -106,6 +107,9 @@ struct Follower {
     shown_crcs: Vec<u32>,
     max_entry_bytes: u32,
     json: bool,
+    /// The directory's first offset when following began: frames below it
+    /// are marked compacted.
+    first_offset: u64,
 }
 
 impl Follower {
@@ -126,7 +130,7 @@ impl Follower {
                 std::thread::sleep(interval);
                 continue;
             }
-            let (dir, start, seg_path) = if path.is_dir() {
+            let (dir, start, seg_path, first_offset) = if path.is_dir() {
                 let log = LogDir::read(path)?;
                 let Some(seg) = log
                     .segments
@@ -140,10 +144,19 @@ impl Follower {
                     std::thread::sleep(interval);
                     continue;
                 };
-                (Some(path.clone()), seg.start, seg.path.clone())
+                let first_offset = match log.meta {
+                    MetaState::Ok(meta) => meta.first_offset,
+                    _ => 0,
+                };
+                (
+                    Some(path.clone()),
+                    seg.start,
+                    seg.path.clone(),
+                    first_offset,
+                )
             } else {
                 let log = args.log.open(false)?;
-                (None, log.first_index, path.clone())
+                (None, log.first_index, path.clone(), 0)
             };
             let file = open(&seg_path)?;
             return Ok(Some(Follower {
@@ -159,6 +172,7 @@ impl Follower {
                 shown_crcs: Vec::new(),
                 max_entry_bytes: args.log.max_entry_bytes,
                 json: args.json,
+                first_offset,
             }));
         }
     }

@@ -11,7 +11,7 @@ use super::summary::Summary;
 use super::{LogFile, Row, follow, inspect_dir, stats, walk};
 use crate::frame::checksum_hex;
 use crate::recovery::FrameStatus as Status;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -116,6 +116,12 @@ Examples:
 const PREVIEW_CHARS: usize = 60;
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
+    if let Some(to) = args.to.filter(|&to| to < args.from) {
+        bail!(
+            "--to {to} is before --from {}: no entry is in that range",
+            args.from
+        );
+    }
     if args.follow {
         return follow::run(args, out);
     }
@@ -158,6 +164,8 @@ pub(super) struct Rows<'a> {
     shown: u64,
     /// The index of the next frame: a damaged range sits just before it.
     pub next_index: u64,
+    /// A directory's first offset: frames below it are compacted.
+    pub compacted_below: u64,
     pub out: &'a mut dyn Write,
 }
 
@@ -173,6 +181,7 @@ impl<'a> Rows<'a> {
             hex: args.hex,
             shown: 0,
             next_index: 0,
+            compacted_below: 0,
             out,
         }
     }
@@ -212,7 +221,10 @@ impl<'a> Rows<'a> {
         };
         self.shown += u64::from(payload.is_some());
         if self.json {
-            serde_json::to_writer(&mut *self.out, &JsonRow::new(row, self.hex))?;
+            serde_json::to_writer(
+                &mut *self.out,
+                &JsonRow::new(row, self.hex, self.compacted_below),
+            )?;
             writeln!(self.out)
         } else {
             writeln!(self.out, "{}", table_row(row))?;
@@ -317,6 +329,10 @@ enum JsonRow {
         crc_computed: String,
         status: &'static str,
         payload: String,
+        /// Below the directory's first offset: freed by a compaction, still
+        /// in the file, never served.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        compacted: bool,
         /// The payload's exact bytes in hex: given when `payload` cannot
         /// hold them (not UTF-8), when the frame is damaged, or on `--hex`.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -332,7 +348,7 @@ enum JsonRow {
 }
 
 impl JsonRow {
-    fn new(row: &Row, hex: bool) -> JsonRow {
+    fn new(row: &Row, hex: bool, compacted_below: u64) -> JsonRow {
         match *row {
             Row::Frame {
                 frame,
@@ -347,6 +363,7 @@ impl JsonRow {
                 crc_computed: checksum_hex(frame.crc_computed),
                 status: status.as_str(),
                 payload: String::from_utf8_lossy(frame.payload).into_owned(),
+                compacted: frame.index < compacted_below && !after_damage,
                 payload_hex: (hex
                     || status != Status::Ok
                     || std::str::from_utf8(frame.payload).is_err())

@@ -17,6 +17,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<u8> {
     let dir = LogDir::read(&args.log.path)?;
     let mut survey = Survey::begin(dir, args.log.max_entry_bytes);
     let mut rows = Rows::new(args, out);
+    if let MetaState::Ok(meta) = &survey.dir.meta {
+        rows.compacted_below = meta.first_offset;
+    }
     if args.json {
         serde_json::to_writer(&mut *rows.out, &JsonMeta::from(&survey.dir.meta))?;
         writeln!(rows.out)?;

@@ -65,12 +65,12 @@ pub const UNREADABLE: u8 = 2;
 /// Runs `tool`, writing its report to stdout and errors to stderr.
 pub fn run(mut tool: Tool) -> ExitCode {
     let mut out = io::BufWriter::new(io::stdout().lock());
-    let (name, log) = match &mut tool {
-        Tool::Inspect(args) => ("inspect", &mut args.log),
-        Tool::Verify(args) => ("verify", &mut args.log),
-        Tool::Repair(args) => ("repair", &mut args.log),
+    let (name, log, follow) = match &mut tool {
+        Tool::Inspect(args) => ("inspect", &mut args.log, args.follow),
+        Tool::Verify(args) => ("verify", &mut args.log, false),
+        Tool::Repair(args) => ("repair", &mut args.log, false),
     };
-    if let Err(e) = log.resolve() {
+    if let Err(e) = log.resolve(follow) {
         crate::stderr::line_from(&format!("wal-node {name}: "), format_args!("{e:#}"));
         return ExitCode::from(UNREADABLE);
     }
@@ -141,7 +141,9 @@ pub struct Log {
 
 impl LogFile {
     /// Works out the log's path from PATH, or from --dir and --node.
-    pub fn resolve(&mut self) -> Result<()> {
+    /// Unless `may_not_exist_yet` (a follower waits for its log), a node
+    /// with no log there is named as such.
+    pub fn resolve(&mut self, may_not_exist_yet: bool) -> Result<()> {
         self.path = match (&self.given, &self.node) {
             (Some(path), _) => path.clone(),
             (None, Some(node)) => {
@@ -160,6 +162,13 @@ impl LogFile {
                 let old = root.join(format!("{node}.wal"));
                 if !dir.exists() && old.exists() {
                     old
+                } else if !dir.exists() && root.is_dir() && !may_not_exist_yet {
+                    bail!(
+                        "no log for node {node} in {}: neither {}/ nor {} exists",
+                        root.display(),
+                        dir.display(),
+                        old.display()
+                    );
                 } else {
                     dir
                 }

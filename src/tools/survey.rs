@@ -149,6 +149,7 @@ impl Survey {
         let frames = (reports.len() == 1).then_some(frames);
         self.check_sequence(k);
         self.summary.add_segment(&name, &summary);
+        self.note_compacted(k, &reports);
         if let Some(finding) = index.finding(&index_name) {
             self.summary.add_finding(finding, index.is_damage());
         }
@@ -159,6 +160,34 @@ impl Survey {
             frames,
         });
         Ok(())
+    }
+
+    /// Names the entries of segment `k` below the metadata's first offset:
+    /// compaction freed them, but they stay in the file until a later one
+    /// passes the segment's end. Not damage; a node never serves them.
+    fn note_compacted(&mut self, k: usize, reports: &[ScanReport]) {
+        let MetaState::Ok(meta) = &self.dir.meta else {
+            return;
+        };
+        let start = self.dir.segments[k].start;
+        let end = reports.first().map_or(start, |r| r.end_index);
+        let last = end.min(meta.first_offset);
+        if last > start {
+            let which = if last - start == 1 {
+                format!("entry {start}")
+            } else {
+                format!("entries {start} to {}", last - 1)
+            };
+            self.summary.add_finding(
+                format!(
+                    "{}: {which} compacted (below first_offset {}; a node never serves \
+                     them)",
+                    self.dir.segments[k].name(),
+                    meta.first_offset
+                ),
+                false,
+            );
+        }
     }
 
     /// Whether the segment read last ends exactly where segment `k` starts.
