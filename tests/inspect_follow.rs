@@ -402,3 +402,80 @@ fn follow_text_matches_golden() {
     let want = std::fs::read_to_string(&golden).expect("golden file; UPDATE_GOLDEN=1 writes it");
     assert_eq!(text, want);
 }
+
+/// The rows `inspect --json` prints for `dir` (frames and damage only).
+fn inspect_rows(dir: &Path) -> Vec<Value> {
+    let out = Command::new(common::bin())
+        .args(["inspect", "--json"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["type"] == "frame" || l["type"] == "damage")
+        .collect()
+}
+
+/// Breaks the length word of entry `i` (in a sealed segment of the test
+/// logs): broken framing, whole frames resuming after it.
+fn break_length_word(dir: &Path, i: u64) {
+    let start = i / logs::PER_SEGMENT * logs::PER_SEGMENT;
+    let path = logs::segment(dir, start);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let pos = ((i - start) * logs::FRAME_BYTES) as usize;
+    bytes[pos..pos + 4].copy_from_slice(&0u32.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+}
+
+/// On a log no node is writing, a follower shows exactly the rows
+/// `inspect` shows (all but a torn tail in the active segment): damage in
+/// sealed segments as found, bit rot in the active one once it stays.
+#[test]
+fn a_follower_of_a_still_log_shows_the_rows_inspect_shows() {
+    type Make = fn(&Path) -> std::path::PathBuf;
+    let cases: [(&str, Make); 4] = [
+        ("clean", |r| logs::clean(r, 20)),
+        (
+            "bit rot in sealed segments, their last entries too, and the active one",
+            |r| {
+                let dir = logs::damaged_sealed(r);
+                logs::rot(&dir, 8);
+                logs::rot(&dir, 16);
+                logs::rot(&dir, 18);
+                dir
+            },
+        ),
+        (
+            "bit rot just before broken framing, in a sealed segment",
+            |r| {
+                let dir = logs::clean(r, 20);
+                logs::rot(&dir, 10);
+                break_length_word(&dir, 11);
+                dir
+            },
+        ),
+        ("compacted, with snapshots", logs::compacted),
+    ];
+    for (name, make) in cases {
+        let root = tempfile::tempdir().unwrap();
+        let dir = make(root.path());
+        let want = inspect_rows(&dir);
+        let f = follower(root.path(), &[]);
+        let deadline = Instant::now() + SHOW_WITHIN;
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match f.try_recv(left) {
+                Some(l) if l["type"] == "frame" || l["type"] == "damage" => got.push(l),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        got.extend(more_frames(&f, Duration::from_millis(300)));
+        let (code, _) = interrupt(f);
+        assert_eq!(code, Some(0));
+        assert_eq!(got, want, "{name}");
+    }
+}

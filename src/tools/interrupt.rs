@@ -5,10 +5,28 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// Inside a write to stdout, which blocks while the reader does not read.
+static WRITING: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
-    // Only an atomic store: all a signal handler may safely do.
+    // Only atomics and `_exit`: what a signal handler may safely use.
     STOP.store(true, Ordering::SeqCst);
+    if WRITING.load(Ordering::SeqCst) {
+        // A write blocked on a reader that is not reading would never
+        // return to see the flag; the line it was writing may be cut.
+        // SAFETY: `_exit` is async-signal-safe.
+        unsafe { libc::_exit(0) };
+    }
+}
+
+/// Runs `write` (a write to stdout) so that a stop signal during it ends
+/// the process at once, with status 0. Once a stop is asked for, nothing
+/// more is written.
+pub fn while_writing(write: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
+    WRITING.store(true, Ordering::SeqCst);
+    let result = if stop_requested() { Ok(()) } else { write() };
+    WRITING.store(false, Ordering::SeqCst);
+    result
 }
 
 /// Makes SIGINT and SIGTERM set a flag instead of killing the process, so
