@@ -32,6 +32,10 @@ const WINDOW: u64 = 4 << 20;
 /// most likely): enough to notice damage just after it.
 const IDLE_WINDOW: u64 = 64 << 10;
 
+/// Rows of a sealed segment printed at a time: a whole 64 MiB segment's
+/// rows are not held in memory.
+const SEALED_ROWS_HELD: u64 = 1024;
+
 /// What a round did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Round {
@@ -165,6 +169,16 @@ impl Follower {
 
     /// Shows what the segment holds past the last round, once synced.
     pub fn round(&mut self, rows: &mut Rows, now: Instant) -> Result<Round> {
+        match self.try_round(rows, now) {
+            // Sealing cuts the preallocated zeros, a rollback cuts frames:
+            // the file got shorter under a read. Nothing was shown; the next
+            // round reads it as it is now.
+            Err(e) if cut_under_read(&e) => Ok(Round::Caught),
+            result => result,
+        }
+    }
+
+    fn try_round(&mut self, rows: &mut Rows, now: Instant) -> Result<Round> {
         if self.finished {
             return Ok(Round::Finished);
         }
@@ -183,8 +197,11 @@ impl Follower {
         let from = self.pos;
         let (report, bad) = self.scan(end)?;
         let (show_to, damage) = self.judge(&report, &bad, now)?;
-        self.show(rows, show_to)?;
-        if let Some(row @ Row::Damage { end, .. }) = &damage {
+        let frames = self.read_frames(show_to, &bad)?;
+        self.show(rows, &frames)?;
+        if let Some(row @ Row::Damage { pos, end, .. }) = &damage
+            && *pos == self.pos
+        {
             rows.show(row)?;
             self.pos = *end;
             self.after_damage = true;
@@ -208,10 +225,9 @@ impl Follower {
         let mut head = [0u8; HEADER_LEN];
         match self.file.read_exact_at(&mut head, self.pos) {
             Ok(()) if head == [0; HEADER_LEN] => Ok(IDLE_WINDOW),
-            Ok(()) => {
-                let frame = Header::decode(&head).frame_len();
-                Ok(WINDOW.max(frame.min(u64::from(self.max_entry_bytes) + HEADER_LEN as u64)))
-            }
+            // A frame written under a larger --max-entry-bytes than this
+            // tool's is still whole if its checksum matches: read all of it.
+            Ok(()) => Ok(WINDOW.max(Header::decode(&head).frame_len())),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(WINDOW),
             Err(e) => Err(e).with_context(|| format!("reading {}", self.path.display())),
         }
@@ -286,15 +302,15 @@ impl Follower {
         Ok((pos, Some(damage)))
     }
 
-    /// Shows the frames from `pos` to `to` (a bad checksum as `corrupt`).
-    fn show(&mut self, rows: &mut Rows, to: u64) -> Result<()> {
+    /// Reads the frames from `pos` to `to` again, all of them before any
+    /// is shown (a read that fails shows nothing). It stops early at a bad
+    /// frame that is not one `judge` confirmed: the bytes changed since.
+    fn read_frames(&self, to: u64, confirmed: &[Sighting]) -> Result<Vec<OwnedFrame>> {
+        let mut frames = Vec::new();
+        let mut stop = false;
         if to <= self.pos {
-            return Ok(());
+            return Ok(frames);
         }
-        let mut failed = None;
-        let (mut last, mut next_index) = (self.last, self.next_index);
-        let after_damage = self.after_damage;
-        let shown_crcs = &mut self.shown_crcs;
         recovery::scan(
             &self.file,
             to,
@@ -302,29 +318,47 @@ impl Follower {
             self.next_index,
             self.max_entry_bytes,
             |frame| {
-                last = Some((frame.pos, frame.header));
-                next_index = frame.index + 1;
-                shown_crcs.push(frame.header.crc);
-                let status = if frame.crc_ok() {
-                    FrameStatus::Ok
-                } else {
-                    FrameStatus::Corrupt
-                };
-                if failed.is_none() {
-                    let row = Row::Frame {
-                        frame,
-                        status,
-                        after_damage,
-                    };
-                    failed = rows.show(&row).err();
+                stop |= !frame.crc_ok() && !confirmed.contains(&sighting(frame));
+                if !stop {
+                    frames.push(OwnedFrame {
+                        index: frame.index,
+                        pos: frame.pos,
+                        header: frame.header,
+                        crc_computed: frame.crc_computed,
+                        payload: frame.payload.to_vec(),
+                    });
                 }
             },
         )
         .with_context(|| format!("reading {}", self.path.display()))?;
-        if let Some(e) = failed {
-            return Err(e.into());
+        Ok(frames)
+    }
+
+    /// Shows `frames` (a bad checksum as `corrupt`) and moves past them.
+    fn show(&mut self, rows: &mut Rows, frames: &[OwnedFrame]) -> Result<()> {
+        for f in frames {
+            let frame = FrameView {
+                index: f.index,
+                pos: f.pos,
+                header: f.header,
+                crc_computed: f.crc_computed,
+                payload: &f.payload,
+            };
+            let status = if frame.crc_ok() {
+                FrameStatus::Ok
+            } else {
+                FrameStatus::Corrupt
+            };
+            rows.show(&Row::Frame {
+                frame: &frame,
+                status,
+                after_damage: self.after_damage,
+            })?;
+            self.shown_crcs.push(f.header.crc);
+            self.last = Some((f.pos, f.header));
+            self.next_index = f.index + 1;
+            self.pos = f.pos + f.header.frame_len();
         }
-        (self.pos, self.last, self.next_index) = (to, last, next_index);
         Ok(())
     }
 
@@ -344,6 +378,7 @@ impl Follower {
         let from = self.pos;
         let mut next_index = self.next_index;
         let mut after_damage = self.after_damage;
+        let mut held = 0;
         walk(&log, |row| {
             match &row {
                 Row::Frame { frame, .. } if frame.pos >= from => {
@@ -359,7 +394,14 @@ impl Follower {
                 Row::Damage { pos, .. } if *pos >= from => after_damage = true,
                 _ => return Ok(()),
             }
-            rows.show(&row)
+            rows.show(&row)?;
+            // The node synced a segment before sealing it: what is read
+            // here needs no sync of ours, and need not be held.
+            held += 1;
+            if held % SEALED_ROWS_HELD == 0 {
+                rows.out.flush()?;
+            }
+            Ok(())
         })
         .with_context(|| format!("reading {}", self.path.display()))?;
         (self.next_index, self.after_damage) = (next_index, after_damage);
@@ -476,6 +518,24 @@ impl Follower {
             .with_context(|| format!("reading {}", self.path.display()))?;
         Ok(meta.len())
     }
+}
+
+/// A frame read for showing, kept until the whole read has succeeded.
+struct OwnedFrame {
+    index: u64,
+    pos: u64,
+    header: Header,
+    crc_computed: u32,
+    payload: Vec<u8>,
+}
+
+/// Whether `e` is a read that ran past the end of a file cut shorter since
+/// its length was taken.
+fn cut_under_read(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::UnexpectedEof)
+    })
 }
 
 fn sighting(frame: &FrameView) -> Sighting {

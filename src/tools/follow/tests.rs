@@ -127,3 +127,39 @@ fn a_bad_header_is_shown_as_damage_once_confirmed_then_the_frames_after_it() {
     assert_eq!(round(&mut f, &args, t0 + CONFIRM_AFTER), (ok(&[]), 1));
     assert_eq!(round(&mut f, &args, t0 + CONFIRM_AFTER), (ok(&[1]), 0));
 }
+
+#[test]
+fn a_second_bad_frame_waits_for_its_own_confirmation() {
+    let dir = tempfile::tempdir().unwrap();
+    // A0 whole, A1 rotted for good, A2 whole, then a half-written A3 whose
+    // next frame A4 landed first.
+    let mut a1 = encode(b"entry one");
+    *a1.last_mut().unwrap() ^= 1;
+    let a3 = encode(b"entry three, written in two steps");
+    let half = 8 + (a3.len() - 8) / 2;
+    let mut bytes = encode(b"entry zero");
+    bytes.extend(&a1);
+    bytes.extend(encode(b"entry two"));
+    let rest_at = (bytes.len() + half) as u64;
+    bytes.extend_from_slice(&a3[..half]);
+    bytes.resize(bytes.len() + a3.len() - half, 0);
+    bytes.extend(encode(b"entry four"));
+    let path = dir.path().join("n1.wal");
+    std::fs::write(&path, &bytes).unwrap();
+    let (mut f, args) = follower(&path);
+    let t0 = Instant::now();
+    assert_eq!(round(&mut f, &args, t0), (ok(&[0]), 0));
+    // A1 has stayed bad long enough; A3 is seen bad for the first time.
+    let (frames, _) = round(&mut f, &args, t0 + CONFIRM_AFTER);
+    assert_eq!(frames, [(1, "corrupt".to_owned()), (2, "ok".to_owned())]);
+    assert_eq!(
+        round(&mut f, &args, t0 + CONFIRM_AFTER * 3 / 2),
+        (ok(&[]), 0)
+    );
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(&a3[half..], rest_at).unwrap();
+    assert_eq!(
+        round(&mut f, &args, t0 + CONFIRM_AFTER * 3),
+        (ok(&[3, 4]), 0)
+    );
+}
