@@ -697,3 +697,28 @@ fn an_unusable_tmpdir_is_named() {
         );
     }
 }
+
+/// A crash while the node was creating a log leaves only the metadata's
+/// temp file. The next `init` creates the log (writing that very temp file
+/// name again) and serves; it used to fail with error 13 removing the
+/// crash's temp file, which its own rename had already consumed.
+#[test]
+fn a_log_whose_creation_was_cut_short_by_a_crash_opens() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("n1");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("wal-node.meta.tmp"), b"half").unwrap();
+    let input = format!(
+        "{}\n{}\n",
+        common::init_line("n1"),
+        common::line(
+            "c1",
+            json!({"type": "wal_append", "msg_id": 2, "payload": "first"})
+        )
+    );
+    let done = common::run(&["--dir", root.path().to_str().unwrap()], input.as_bytes());
+    assert!(done.status.success(), "{}", done.stderr);
+    let types = body_types(&done.replies);
+    assert_eq!(types, ["init_ok", "wal_append_ok"], "{}", done.stderr);
+    assert!(!dir.join("wal-node.meta.tmp").exists());
+}

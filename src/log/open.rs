@@ -70,8 +70,12 @@ pub fn open_dir(path: &Path, opts: Options) -> Result<Log, OpenError> {
     }
     if !listing.temps.is_empty() {
         for name in &listing.temps {
-            std::fs::remove_file(path.join(name))
-                .with_context(|| format!("removing {name} in {shown}"))?;
+            match std::fs::remove_file(path.join(name)) {
+                // Creating the metadata above wrote and renamed a temp file
+                // of this very name: the crash's one is gone already.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                removed => removed.with_context(|| format!("removing {name} in {shown}"))?,
+            }
             events.push(Event::new(
                 EventKind::TempRemoved,
                 format!(
