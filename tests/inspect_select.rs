@@ -652,7 +652,8 @@ fn bad_ways_to_name_a_log_exit_2_saying_why_and_change_nothing() {
     let d = dir.to_str().unwrap();
     for tool in ["inspect", "verify", "repair"] {
         let before_tool = format!("give `wal-node {tool} --dir DIR --node ID`");
-        let cases: [(Vec<&str>, &str); 9] = [
+        let cases: [(Vec<&str>, &str); 10] = [
+            (vec![tool, "--dir", r, "n1"], "for the log of node n1 in"),
             (
                 vec![tool, "--dir", r, "--node", "../n1"],
                 "--node \"../n1\" is not a node id",

@@ -137,7 +137,7 @@ fn a_clean_log_in_numbers() {
     );
     assert_eq!(
         line(&text, "compacted:"),
-        "compacted:   none below first_offset 0"
+        "compacted:   none (first_offset 0: nothing was ever compacted)"
     );
     assert_eq!(line(&text, "snapshots:"), "snapshots:   none");
     assert!(text.contains("\nstate:       clean\n"), "{text}");

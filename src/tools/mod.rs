@@ -145,7 +145,23 @@ impl LogFile {
     /// with no log there is named as such.
     pub fn resolve(&mut self, may_not_exist_yet: bool) -> Result<()> {
         self.path = match (&self.given, &self.node) {
-            (Some(path), _) => path.clone(),
+            (Some(path), _) => {
+                // `--dir D n1` (or WAL_DIR and `n1`): PATH names the log, but
+                // the operator likely meant the node n1 in D.
+                if let Some(root) = &self.dir
+                    && !path.exists()
+                    && root.join(path).exists()
+                {
+                    bail!(
+                        "{} does not exist; for the log of node {} in {}, give --node {}",
+                        path.display(),
+                        path.display(),
+                        root.display(),
+                        path.display()
+                    );
+                }
+                path.clone()
+            }
             (None, Some(node)) => {
                 if crate::protocol::check_node_id(node).is_err() {
                     bail!(

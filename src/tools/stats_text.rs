@@ -68,6 +68,9 @@ fn offsets(span: &Span) -> String {
 
 fn describe_compacted(compacted: &Compacted) -> String {
     let below = compacted.below;
+    if below == 0 {
+        return "none (first_offset 0: nothing was ever compacted)".into();
+    }
     if compacted.entries.count == 0 {
         return format!("none below first_offset {below}");
     }
