@@ -148,6 +148,15 @@ impl Follower {
         }
     }
 
+    /// Starts on segment `start` (the file `path`) from its first byte.
+    fn begin(&mut self, path: PathBuf, file: File, start: u64) {
+        (self.path, self.file, self.start) = (path, file, start);
+        (self.pos, self.next_index) = (0, start);
+        (self.after_damage, self.finished, self.last) = (false, false, None);
+        self.shown_crcs.clear();
+        self.suspicion.clear();
+    }
+
     /// Announces the segment now followed.
     pub fn enter(&self, rows: &mut Rows) -> io::Result<()> {
         if self.dir.is_none() {
@@ -489,24 +498,8 @@ impl Follower {
                 next.start
             );
         }
-        let start = next.start;
-        let path = next.path.clone();
-        *self = Follower {
-            dir: self.dir.take(),
-            path,
-            file,
-            start,
-            pos: 0,
-            next_index: start,
-            after_damage: false,
-            finished: false,
-            last: None,
-            shown_crcs: Vec::new(),
-            suspicion: Suspicion::default(),
-            max_entry_bytes: self.max_entry_bytes,
-            json: self.json,
-            first_offset: self.first_offset,
-        };
+        let (start, path) = (next.start, next.path.clone());
+        self.begin(path, file, start);
         self.enter(rows)?;
         Ok(true)
     }
