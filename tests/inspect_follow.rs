@@ -75,40 +75,13 @@ fn shown(frames: &[Value]) -> Vec<(u64, String)> {
         .collect()
 }
 
-fn node(root: &Path) -> Running {
-    let mut node = Running::spawn(&[
-        "--dir",
-        root.to_str().unwrap(),
-        "--max-segment-bytes",
-        logs::SEGMENT_BYTES,
-    ]);
-    assert_eq!(node.init("n1")["type"], "init_ok");
-    node
-}
-
-/// Sends appends of entries `from..to` all at once (so the node commits
-/// them in groups), then returns the acknowledged (offset, payload) pairs.
-fn pipelined(node: &mut Running, from: u64, to: u64) -> Vec<(u64, String)> {
-    for i in from..to {
-        let body = json!({"type": "wal_append", "msg_id": 1000 + i, "payload": payload(i)});
-        node.send_line(&common::line("c1", body));
-    }
-    (from..to)
-        .map(|i| {
-            let reply = node.recv();
-            assert_eq!(reply["body"]["type"], "wal_append_ok", "{reply}");
-            (reply["body"]["offset"].as_u64().unwrap(), payload(i))
-        })
-        .collect()
-}
-
 #[test]
 fn a_follower_shows_exactly_the_acknowledged_entries_in_order_across_rolls_and_compaction() {
     let root = tempfile::tempdir().unwrap();
     // Started before the node: it waits for the log, and takes no lock the
     // node then needs.
     let f = follower(root.path(), &[]);
-    let mut node = node(root.path());
+    let mut node = logs::live_node(root.path());
     let mut acked = Vec::new();
     for i in 0..30 {
         let r = node.append(&payload(i));
@@ -119,7 +92,7 @@ fn a_follower_shows_exactly_the_acknowledged_entries_in_order_across_rolls_and_c
     assert_eq!(r["snapshot_offset"], 30, "{r}");
     let r = node.request(json!({"type": "wal_compact", "snapshot_at_offset": 30}));
     assert_eq!(r["type"], "wal_compact_ok", "{r}");
-    let more = pipelined(&mut node, 30, 230);
+    let more = logs::pipelined(&mut node, 30, 230);
     assert_eq!(shown(&frames(&f, 200)), more);
     assert!(node.finish().success());
     assert_eq!(
@@ -150,7 +123,7 @@ fn a_torn_write_is_never_shown_and_what_the_node_writes_in_its_place_is() {
         Vec::<Value>::new()
     );
     // A restart cuts the torn tail (saving it) and appends in its place.
-    let mut node = node(root.path());
+    let mut node = logs::live_node(root.path());
     let acked: Vec<(u64, String)> = (100..103)
         .map(|i| {
             (

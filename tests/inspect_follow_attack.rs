@@ -9,7 +9,7 @@ mod common;
 mod crash_support;
 
 use common::Running;
-use common::logs::{self, payload};
+use common::logs;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -163,29 +163,6 @@ fn indexes(lines: &[Value]) -> Vec<u64> {
         .collect()
 }
 
-fn node(root: &Path) -> Running {
-    let mut node = Running::spawn(&[
-        "--dir",
-        root.to_str().unwrap(),
-        "--max-segment-bytes",
-        logs::SEGMENT_BYTES,
-    ]);
-    assert_eq!(node.init("n1")["type"], "init_ok");
-    node
-}
-
-/// Appends entries `from..to` all at once and checks each is acknowledged.
-fn pipelined(node: &mut Running, from: u64, to: u64) {
-    for i in from..to {
-        let body = json!({"type": "wal_append", "msg_id": 1000 + i, "payload": payload(i)});
-        node.send_line(&common::line("c1", body));
-    }
-    for i in from..to {
-        let reply = node.recv();
-        assert_eq!(reply["body"]["offset"], i, "{reply}");
-    }
-}
-
 /// A new log (its first segment empty, preallocated to 1 KiB) followed by a
 /// follower whose every `pread64` strace holds for 300 ms (`delay` is
 /// `delay_enter`: before the read; `delay_exit`: after it). Then ten
@@ -195,7 +172,7 @@ fn pipelined(node: &mut Running, from: u64, to: u64) {
 /// code if it has ended, and its stderr.
 fn roll_during_a_held_read(delay: &str) -> (Vec<u64>, Option<Option<i32>>, String) {
     let root = tempfile::tempdir().unwrap();
-    let mut node = node(root.path());
+    let mut node = logs::live_node(root.path());
     let inject = format!("inject=pread64:{delay}=300000");
     let mut f = traced_follower(root.path(), &["-e", "trace=pread64", "-e", &inject]);
     let entered = lines_until(&f, SHOW_WITHIN, |l| {
@@ -203,7 +180,8 @@ fn roll_during_a_held_read(delay: &str) -> (Vec<u64>, Option<Option<i32>>, Strin
     });
     assert!(!entered.is_empty(), "the follower never entered the log");
     std::thread::sleep(Duration::from_millis(500));
-    pipelined(&mut node, 0, 10);
+    let acked = logs::pipelined(&mut node, 0, 10);
+    assert!(acked.iter().map(|a| a.0).eq(0..10), "{acked:?}");
     let lines = lines_until(&f, SHOW_WITHIN, shows_frame(9));
     let ended = f.ended();
     let stderr = f.finish();
@@ -250,8 +228,9 @@ fn frames_written_and_sealed_between_a_read_and_the_seal_check_are_shown() {
 #[test]
 fn a_segment_compacted_away_just_before_the_follower_opens_it_is_skipped_not_fatal() {
     let root = tempfile::tempdir().unwrap();
-    let mut node = node(root.path());
-    pipelined(&mut node, 0, 20);
+    let mut node = logs::live_node(root.path());
+    let acked = logs::pipelined(&mut node, 0, 20);
+    assert!(acked.iter().map(|a| a.0).eq(0..20), "{acked:?}");
     let dir = root.path().join("n1");
     let nine = logs::segment(&dir, 9);
     let mut f = traced_follower(

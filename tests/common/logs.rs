@@ -3,7 +3,7 @@
 //! compacted with snapshots beside it. Each is `root/n1/` with 1 KiB
 //! segments, and its entries are `set k<i>=<i> ...` payloads of known size.
 
-use super::{init_line, line, run};
+use super::{Running, init_line, line, run};
 use serde_json::{Value, json};
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -118,4 +118,32 @@ pub fn compacted(root: &Path) -> PathBuf {
     assert_eq!(replies[31]["type"], "wal_compact_ok", "{}", replies[31]);
     assert_eq!(replies[47]["snapshot_offset"], 45, "{}", replies[47]);
     root.join("n1")
+}
+
+/// A node serving `root/n1/` with 1 KiB segments, initialized.
+pub fn live_node(root: &Path) -> Running {
+    let mut node = Running::spawn(&[
+        "--dir",
+        root.to_str().unwrap(),
+        "--max-segment-bytes",
+        SEGMENT_BYTES,
+    ]);
+    assert_eq!(node.init("n1")["type"], "init_ok");
+    node
+}
+
+/// Sends appends of entries `from..to` all at once (so the node commits
+/// them in groups), then returns the acknowledged (offset, payload) pairs.
+pub fn pipelined(node: &mut Running, from: u64, to: u64) -> Vec<(u64, String)> {
+    for i in from..to {
+        let body = json!({"type": "wal_append", "msg_id": 1000 + i, "payload": payload(i)});
+        node.send_line(&line("c1", body));
+    }
+    (from..to)
+        .map(|i| {
+            let reply = node.recv();
+            assert_eq!(reply["body"]["type"], "wal_append_ok", "{reply}");
+            (reply["body"]["offset"].as_u64().unwrap(), payload(i))
+        })
+        .collect()
 }
